@@ -1,0 +1,92 @@
+"""One settings object for the app and the worker, read once from the environment.
+
+Names follow probot's conventions (`APP_ID`, `PRIVATE_KEY`, `WEBHOOK_SECRET`) so a GitHub App
+created from `app.yml` is configured the way its owners expect. Secrets are `SecretStr` and a
+missing or placeholder secret stops startup with one line that names the variable.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDERS = frozenset({"", "changeme", "changethis", "secret", "placeholder", "xxx", "todo"})
+
+
+class SettingsError(SystemExit):
+    """Startup cannot go on; the message names the variable to fix."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    app_id: int = Field(gt=0)
+    """The GitHub App's numeric id (`APP_ID`)."""
+    private_key: SecretStr | None = None
+    """The App's PEM private key (`PRIVATE_KEY`), or give `PRIVATE_KEY_PATH`."""
+    private_key_path: Path | None = None
+    webhook_secret: SecretStr
+    """Shared secret GitHub signs deliveries with (`WEBHOOK_SECRET`)."""
+    redis_url: str = "redis://localhost:6379/0"
+    github_api_url: str = "https://api.github.com"
+    """REST base URL; GitHub Enterprise Server uses `https://HOST/api/v3`."""
+    github_timeout: float = 20.0
+    """Seconds for one GitHub API call (githubkit has no timeout by default)."""
+    openai_api_key: SecretStr
+    openai_base_url: str | None = None
+    codex_model: str = "gpt-5.1-codex"
+    trigger_label: str = "codex"
+    sandbox_image: str = "codex-sandbox:local"
+    bot_name: str = "codex-app"
+    """The App's slug: its own events (`<slug>[bot]`) never start work."""
+
+    max_steps: int = Field(default=40, ge=1, le=500)
+    """Model turns one task may take before it stops."""
+    command_timeout: int = Field(default=300, ge=1)
+    """Seconds one shell command in the sandbox may run."""
+    output_limit: int = Field(default=16_000, ge=1_000)
+    """Characters of command output the model sees (head and tail are kept)."""
+    task_timeout: int = Field(default=3600, ge=60)
+    """Seconds one task may take from dequeue to PR, all phases included."""
+    max_concurrent_tasks: int = Field(default=2, ge=1)
+    sandbox_memory: str = "2g"
+    sandbox_cpus: float = Field(default=2.0, gt=0)
+    sandbox_pids: int = Field(default=512, ge=16)
+    max_diff_bytes: int = Field(default=5_000_000, ge=1_000)
+
+    @model_validator(mode="after")
+    def _check_secrets(self) -> Settings:
+        for name in ("webhook_secret", "openai_api_key"):
+            value: SecretStr = getattr(self, name)
+            if value.get_secret_value().strip().lower() in PLACEHOLDERS:
+                raise ValueError(f"{name.upper()} is empty or a placeholder; set a real value")
+        if self.private_key is None and self.private_key_path is None:
+            raise ValueError("PRIVATE_KEY or PRIVATE_KEY_PATH must be set")
+        return self
+
+    def private_key_pem(self) -> str:
+        if self.private_key is not None:
+            return self.private_key.get_secret_value().replace("\\n", "\n")
+        assert self.private_key_path is not None
+        return self.private_key_path.read_text()
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming the variable(s) at fault."""
+    parts = []
+    for item in error.errors():
+        field = ".".join(str(p) for p in item["loc"]).upper()
+        reason = "is not set" if item["type"] == "missing" else item["msg"]
+        parts.append(f"{field} {reason}" if field else reason.removeprefix("Value error, "))
+    return "configuration error: " + "; ".join(parts)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SettingsError(describe(error)) from None

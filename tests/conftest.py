@@ -1,0 +1,233 @@
+"""Shared fixtures: real Redis, real Docker, the network-level fakes, and the running system.
+
+Outside CI a missing Redis or Docker engine skips the tests that need it; in CI (`CI=true`) it
+fails them, so a green run always means the real parts ran.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+import redis
+
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_IMAGE = os.environ.get("SANDBOX_IMAGE", "codex-sandbox:local")
+WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+T = TypeVar("T")
+
+
+def require(what: str) -> None:
+    """Skip locally, fail in CI: the real parts must run there."""
+    message = f"{what} is not available"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true: required, not skipped)")
+    pytest.skip(message)
+
+
+def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _redis_answers(port: int, password: str) -> bool:
+    client = redis.Redis(port=port, password=password, socket_timeout=0.5)
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real, password-protected redis-server on a free loopback port."""
+    server = shutil.which("redis-server")
+    if server is None:
+        require("redis-server")
+    assert server is not None
+    port, password = free_port(), "test-redis-password"
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen(
+        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+         "--requirepass", password, "--dir", str(workdir)],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _redis_answers(port, password), 10, "redis-server to answer")
+        yield f"redis://:{password}@127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def docker_ready() -> None:
+    """A Docker engine that answers, with the sandbox image built."""
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception:
+        require("a Docker engine")
+    try:
+        client.images.get(SANDBOX_IMAGE)
+    except docker.errors.ImageNotFound:
+        require(f"the sandbox image {SANDBOX_IMAGE} (deploy/sandbox/build-local.sh)")
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHubSim]:
+    with GitHubSim(tmp_path_factory.mktemp("github")) as sim:
+        yield sim
+
+
+@pytest.fixture(scope="session")
+def openai_fake() -> Iterator[ScriptedOpenAI]:
+    with ScriptedOpenAI() as fake:
+        yield fake
+
+
+@dataclass
+class Service:
+    """A process of ours (app or worker) with its log file."""
+
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+@dataclass
+class System:
+    """The real app on uvicorn and a real arq worker, wired to Redis and the fakes."""
+
+    github: GitHubSim
+    openai: ScriptedOpenAI
+    app_url: str
+    env: dict[str, str]
+    app: Service
+    worker: Service
+
+    def deliver(self, event: str, payload: dict[str, object], **kwargs: str) -> int:
+        response = self.github.deliver(
+            f"{self.app_url}/webhook", WEBHOOK_SECRET, event, payload, **kwargs
+        )
+        return int(response.status_code)
+
+    def logs(self) -> str:
+        return f"--- app ---\n{self.app.tail()}\n--- worker ---\n{self.worker.tail()}"
+
+
+def service_env(
+    redis_url: str, github: GitHubSim, openai_fake: ScriptedOpenAI, **overrides: str
+) -> dict[str, str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/root"),
+        "APP_ID": str(github.app_id),
+        "PRIVATE_KEY": github.private_key_pem,
+        "WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "REDIS_URL": redis_url,
+        "GITHUB_API_URL": github.url,
+        "OPENAI_API_KEY": openai_fake.api_key,
+        "OPENAI_BASE_URL": openai_fake.url,
+        "CODEX_MODEL": "scripted-model",
+        "SANDBOX_IMAGE": SANDBOX_IMAGE,
+        "COMMAND_TIMEOUT": "60",
+    }
+    if "DOCKER_HOST" in os.environ:
+        env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
+    return env | overrides
+
+
+def start_service(argv: list[str], env: dict[str, str], log: Path) -> Service:
+    with log.open("wb") as sink:
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    return Service(process, log)
+
+
+def start_app(env: dict[str, str], log: Path) -> tuple[Service, str]:
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--no-access-log"]
+    service = start_service(argv, env, log)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert service.process.poll() is None, f"the app exited:\n{service.tail()}"
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+
+    wait_for(healthy, 20, "the app to listen")
+    return service, url
+
+
+def start_worker(env: dict[str, str], log: Path) -> Service:
+    argv = [sys.executable, "-m", "arq", "worker.main.WorkerSettings"]
+    service = start_service(argv, env, log)
+    wait_for(
+        lambda: "Starting worker" in log.read_text() or service.process.poll() is not None,
+        20,
+        "the worker to start",
+    )
+    assert service.process.poll() is None, f"the worker exited:\n{service.tail()}"
+    return service
+
+
+@pytest.fixture(scope="session")
+def system(
+    redis_url: str,
+    docker_ready: None,
+    github: GitHubSim,
+    openai_fake: ScriptedOpenAI,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[System]:
+    logs = tmp_path_factory.mktemp("logs")
+    env = service_env(redis_url, github, openai_fake)
+    app, url = start_app(env, logs / "app.log")
+    worker = start_worker(env, logs / "worker.log")
+    try:
+        yield System(github, openai_fake, url, env, app, worker)
+    finally:
+        worker.stop()
+        app.stop()

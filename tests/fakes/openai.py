@@ -1,0 +1,250 @@
+"""A scripted OpenAI-compatible server on loopback: the model, played from a script.
+
+Speaks the Responses API (`POST /v1/responses`) and Chat Completions
+(`POST /v1/chat/completions`) in their wire formats, so the openai SDK runs unmodified against
+it. A test registers a script (a list of turns) under a text that identifies its conversation;
+each request is answered with the next turn of the matching script, the turn being derived from
+the request itself (the ids of earlier calls it carries), so the server keeps no session state.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+TURN_ID = re.compile(r"_t(\d+)(?:_|$)")
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    arguments: dict[str, Any] | str
+    """A dict is sent as JSON; a str is sent verbatim (to play a malformed call)."""
+
+    @property
+    def raw(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+def shell(command: str, **extra: Any) -> Call:
+    return Call("shell", {"command": command, **extra})
+
+
+def finish(summary: str, validation: list[str] | None = None) -> Call:
+    return Call("finish", {"summary": summary, "validation": validation or []})
+
+
+Turn = list[Call] | str
+"""Tool calls, or a plain text answer."""
+
+
+@dataclass
+class Script:
+    match: str
+    turns: list[Turn]
+
+
+@dataclass
+class ScriptedOpenAI:
+    api_key: str = "sk-test-" + "0" * 32
+    scripts: list[Script] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[int] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self.server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def __enter__(self) -> ScriptedOpenAI:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def script(self, match: str, turns: list[Turn]) -> None:
+        """Answer conversations whose instructions or first message contain `match`."""
+        with self.lock:
+            self.scripts.append(Script(match, turns))
+
+    def fail(self, status: int, times: int = 1) -> None:
+        """The next `times` requests get `status` with an OpenAI-style error body."""
+        with self.lock:
+            self.failures += [status] * times
+
+    def conversation(self, match: str) -> Iterator[dict[str, Any]]:
+        """The requests of conversations that matched `match`, in order."""
+        return (r for r in list(self.requests) if match in _opening(r))
+
+    def find(self, body: dict[str, Any]) -> Script | None:
+        opening = _opening(body)
+        return next((s for s in self.scripts if s.match in opening), None)
+
+
+def _opening(body: dict[str, Any]) -> str:
+    """The text that identifies a conversation: instructions and the first message."""
+    items = body.get("input") if "input" in body else body.get("messages")
+    first: Any = items[0] if isinstance(items, list) and items else items
+    if isinstance(first, dict):
+        first = first.get("content")
+    return f"{body.get('instructions', '')}\n{json.dumps(first)}"
+
+
+def _turn_index(body: dict[str, Any]) -> int:
+    """1 + the highest turn number among the ids of earlier model output in the request."""
+    seen = [-1]
+    items = body.get("input") if "input" in body else body.get("messages")
+    for item in items if isinstance(items, list) else []:
+        if not isinstance(item, dict):
+            continue
+        ids = [item.get("id"), item.get("call_id")]
+        ids += [c.get("id") for c in item.get("tool_calls") or [] if isinstance(c, dict)]
+        if item.get("role") == "assistant" and "tool_calls" not in item and "id" not in item:
+            seen.append(seen[-1] + 1)
+        for value in ids:
+            if isinstance(value, str) and (m := TURN_ID.search(value)):
+                seen.append(int(m.group(1)))
+    return max(seen) + 1
+
+
+def _usage(body: dict[str, Any], output: Any) -> tuple[int, int]:
+    return len(json.dumps(body)) // 4, len(json.dumps(output)) // 4 + 1
+
+
+def responses_reply(body: dict[str, Any], turn: Turn, index: int) -> dict[str, Any]:
+    output: list[dict[str, Any]]
+    if isinstance(turn, str):
+        output = [
+            {
+                "type": "message",
+                "id": f"msg_t{index}",
+                "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": turn, "annotations": []}],
+            }
+        ]
+    else:
+        output = [
+            {
+                "type": "function_call",
+                "id": f"fc_t{index}_{k}",
+                "call_id": f"call_t{index}_{k}",
+                "name": call.name,
+                "arguments": call.raw,
+                "status": "completed",
+            }
+            for k, call in enumerate(turn)
+        ]
+    tokens_in, tokens_out = _usage(body, output)
+    return {
+        "id": f"resp_{uuid.uuid4().hex}",
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "completed",
+        "model": body.get("model", "scripted"),
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": body.get("tools", []),
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "metadata": {},
+        "usage": {
+            "input_tokens": tokens_in,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": tokens_out,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": tokens_in + tokens_out,
+        },
+    }
+
+
+def chat_reply(body: dict[str, Any], turn: Turn, index: int) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": None}
+    if isinstance(turn, str):
+        message["content"] = turn
+    else:
+        message["tool_calls"] = [
+            {
+                "id": f"call_t{index}_{k}",
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.raw},
+            }
+            for k, call in enumerate(turn)
+        ]
+    tokens_in, tokens_out = _usage(body, message)
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "scripted"),
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "stop" if isinstance(turn, str) else "tool_calls",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": tokens_in,
+            "completion_tokens": tokens_out,
+            "total_tokens": tokens_in + tokens_out,
+        },
+    }
+
+
+def _handler(fake: ScriptedOpenAI) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def send_json(self, status: int, data: dict[str, Any]) -> None:
+            raw = json.dumps(data).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+            self.send_json(status, {"error": {"message": message, "type": kind, "code": None}})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", "0"))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            with fake.lock:
+                fake.requests.append(body)
+                failure = fake.failures.pop(0) if fake.failures else None
+            if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
+                return self.error(401, "Incorrect API key provided.")
+            if failure is not None:
+                return self.error(failure, f"scripted failure {failure}", "server_error")
+            script = fake.find(body)
+            if script is None:
+                return self.error(400, "no script matches this conversation")
+            index = _turn_index(body)
+            turn = script.turns[index] if index < len(script.turns) else "(end of script)"
+            if self.path == "/v1/responses":
+                return self.send_json(200, responses_reply(body, turn, index))
+            if self.path == "/v1/chat/completions":
+                return self.send_json(200, chat_reply(body, turn, index))
+            return self.error(404, f"unknown path {self.path}")
+
+    return Handler

@@ -1,0 +1,58 @@
+"""The arq worker: `arq worker.main.WorkerSettings`.
+
+Startup owns the clients (GitHub App, Docker, OpenAI) and shutdown closes them. Jobs are JSON,
+never pickle, and the job timeout is honest: it bounds how long a killed worker's job waits
+before it runs again.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import docker
+from arq.connections import RedisSettings
+from openai import AsyncOpenAI
+
+from app import github as gh
+from app.settings import get_settings
+from app.tasks import deserialize, serialize
+from worker.jobs import Deps, run_task
+from worker.model import ResponsesModel
+
+settings = get_settings()
+
+
+async def startup(ctx: dict[str, Any]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    client = AsyncOpenAI(
+        api_key=settings.openai_api_key.get_secret_value(),
+        base_url=settings.openai_base_url,
+        timeout=120,
+        max_retries=3,
+    )
+    ctx["openai"] = client
+    ctx["deps"] = Deps(
+        settings=settings,
+        app_github=gh.app_client(settings),
+        docker=docker.from_env(),
+        model=ResponsesModel(client, settings.codex_model),
+    )
+
+
+async def shutdown(ctx: dict[str, Any]) -> None:
+    await ctx["openai"].close()
+    ctx["deps"].docker.close()
+
+
+class WorkerSettings:
+    functions: ClassVar = [run_task]
+    on_startup = startup
+    on_shutdown = shutdown
+    redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    job_serializer = serialize
+    job_deserializer = deserialize
+    max_jobs = settings.max_concurrent_tasks
+    job_timeout = settings.task_timeout
+    poll_delay = 0.1
+    max_tries = 3

@@ -1,0 +1,58 @@
+"""The seams between the orchestration and its backends, in one place.
+
+Implementations (Docker, the openai SDK) do not inherit from these; they only match them, and
+`worker/main.py` picks them at startup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    exit_code: int
+    output: str
+    """stdout and stderr interleaved, trimmed in the middle when long."""
+    duration: float
+    timed_out: bool = False
+
+
+class Sandbox(Protocol):
+    async def run(self, command: str, *, timeout: int, workdir: str | None = None) -> CommandResult:
+        """Run `command` with `sh -c` in the sandbox; never longer than `timeout` seconds."""
+        ...
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    call_id: str
+    name: str
+    arguments: str
+    """The raw JSON text the model produced; parsing it is the agent's job."""
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    call_id: str
+    output: str
+
+
+@dataclass(frozen=True)
+class Turn:
+    text: str
+    calls: list[ToolCall] = field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class Conversation(Protocol):
+    async def next_turn(self, results: Sequence[ToolResult], note: str | None = None) -> Turn:
+        """Send the tool results (and an optional note from us) and get the model's next turn."""
+        ...
+
+
+class Model(Protocol):
+    def start(self, instructions: str, prompt: str) -> Conversation: ...

@@ -1,0 +1,1 @@
+"""Sandboxes: where the model's commands run. One fresh container per task."""

@@ -1,0 +1,198 @@
+"""The Docker sandbox: one fresh, locked-down container per task, reached only through the API.
+
+The checkout goes in and the diff comes out through the Docker API (no bind mounts), so a remote
+engine works too and nothing on the host is shared with the container. Every command runs under
+`timeout -k` inside the container and under an outer deadline that kills the container, because
+`exec_run` itself has no timeout (docker-py#2651).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import shlex
+import tarfile
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.models.containers import Container
+
+from worker.protocols import CommandResult
+from worker.sandbox.output import OutputBuffer
+
+log = logging.getLogger(__name__)
+
+WORKDIR = "/workspace"
+SANDBOX_UID = 1000
+GRACE = 5
+"""Seconds between TERM and KILL for a command that outlives its timeout."""
+
+
+class SandboxError(Exception):
+    """The sandbox failed (not the command in it): the container died or would not start."""
+
+
+@dataclass(frozen=True)
+class SandboxSpec:
+    image: str
+    memory: str = "2g"
+    cpus: float = 2.0
+    pids: int = 512
+    runtime: str | None = None
+    output_limit: int = 16_000
+    label: str = ""
+    """Written to the container's `codex.task` label, so leftovers can be found and removed."""
+
+
+def _tar_tree(root: Path) -> tempfile.SpooledTemporaryFile[bytes]:
+    """A tar of `root`'s contents owned by the sandbox user, without following symlinks."""
+    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 (caller closes)
+
+    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = SANDBOX_UID
+        info.uname = info.gname = "codex"
+        return info
+
+    with tarfile.open(fileobj=spool, mode="w") as tar:
+        for child in sorted(root.iterdir()):
+            tar.add(child, arcname=child.name, filter=owned)
+    spool.seek(0)
+    return spool
+
+
+class DockerSandbox:
+    def __init__(self, api: docker.APIClient, container: Container, spec: SandboxSpec) -> None:
+        self.api = api
+        self.container = container
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return str(self.container.name)
+
+    async def put_tree(self, root: Path) -> None:
+        """Copy the directory `root` into the sandbox's working directory."""
+
+        def put() -> None:
+            with _tar_tree(root) as archive:
+                if not self.container.put_archive(WORKDIR, archive):
+                    raise SandboxError(f"copying the checkout into {self.name} failed")
+
+        await asyncio.to_thread(put)
+
+    async def run(self, command: str, *, timeout: int, workdir: str | None = None) -> CommandResult:
+        directory = WORKDIR if not workdir else str(Path(WORKDIR) / workdir)
+        argv = ["timeout", "-k", str(GRACE), str(timeout), "sh", "-c", command]
+        started = time.monotonic()
+        try:
+            output, code = await asyncio.wait_for(
+                asyncio.to_thread(self._exec, argv, directory), timeout + GRACE + 30
+            )
+        except TimeoutError:
+            await self.kill()
+            raise SandboxError(
+                f"command outlived its {timeout}s limit and the sandbox was stopped: "
+                f"{shlex.quote(command)[:200]}"
+            ) from None
+        # `timeout` exits 124 after TERM, 137 after KILL.
+        return CommandResult(
+            exit_code=code,
+            output=output,
+            duration=time.monotonic() - started,
+            timed_out=code in (124, 137),
+        )
+
+    def _exec(self, argv: list[str], workdir: str) -> tuple[str, int]:
+        api = self.api
+        try:
+            exec_id = api.exec_create(self.container.id, argv, workdir=workdir)["Id"]
+            buffer = OutputBuffer(self.spec.output_limit)
+            for chunk in api.exec_start(exec_id, stream=True):
+                buffer.add(chunk)
+            code = api.exec_inspect(exec_id)["ExitCode"]
+        except docker.errors.APIError as error:
+            raise SandboxError(f"the sandbox stopped answering: {error.explanation}") from error
+        return buffer.text(), int(code if code is not None else -1)
+
+    async def read(self, command: str, *, limit: int, timeout: int = 120) -> bytes | None:
+        """The raw stdout of `command`, or None when it exceeds `limit` bytes or fails."""
+
+        def run() -> bytes | None:
+            api = self.api
+            exec_id = api.exec_create(
+                self.container.id,
+                ["timeout", str(timeout), "sh", "-c", command],
+                workdir=WORKDIR,
+                stderr=False,
+            )["Id"]
+            data = bytearray()
+            for chunk in api.exec_start(exec_id, stream=True):
+                data += chunk
+                if len(data) > limit:
+                    return None
+            if api.exec_inspect(exec_id)["ExitCode"] != 0:
+                return None
+            return bytes(data)
+
+        return await asyncio.wait_for(asyncio.to_thread(run), timeout + 30)
+
+    async def kill(self) -> None:
+        with suppress(docker.errors.NotFound):
+            await asyncio.to_thread(self.container.remove, force=True)
+
+
+def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
+    memory = spec.memory
+    return client.containers.run(
+        spec.image,
+        command=["sleep", "infinity"],
+        name=f"codex-{secrets.token_hex(6)}",
+        detach=True,
+        init=True,
+        user=f"{SANDBOX_UID}:{SANDBOX_UID}",
+        working_dir=WORKDIR,
+        environment={
+            "HOME": "/home/codex",
+            "CI": "true",
+            "LANG": "C.UTF-8",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+        network_mode="none",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        pids_limit=spec.pids,
+        mem_limit=memory,
+        memswap_limit=memory,
+        nano_cpus=int(spec.cpus * 1e9),
+        runtime=spec.runtime,
+        labels={"codex.task": spec.label},
+    )
+
+
+@asynccontextmanager
+async def open_sandbox(
+    client: docker.DockerClient, spec: SandboxSpec
+) -> AsyncIterator[DockerSandbox]:
+    """A fresh container for the `async with` block; removed whatever happens."""
+    try:
+        container = await asyncio.to_thread(_start, client, spec)
+    except docker.errors.ImageNotFound:
+        raise SandboxError(
+            f"sandbox image {spec.image!r} is not on this Docker engine; "
+            "build it with deploy/sandbox/build-local.sh"
+        ) from None
+    except docker.errors.APIError as error:
+        raise SandboxError(f"the sandbox would not start: {error.explanation}") from error
+    sandbox = DockerSandbox(client.api, container, spec)
+    log.info("task %s: sandbox %s started from %s", spec.label, sandbox.name, spec.image)
+    try:
+        yield sandbox
+    finally:
+        await sandbox.kill()
+        log.info("task %s: sandbox %s removed", spec.label, sandbox.name)
