@@ -10,8 +10,9 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from app import commands
 from app.tasks import Task
 
 SIGNATURE_PREFIX = "sha256="
@@ -35,6 +36,43 @@ class Delivery:
 @dataclass(frozen=True)
 class Ignored:
     reason: str
+
+
+@dataclass(frozen=True)
+class Thread:
+    """The issue or pull request an event happened on, and who acted."""
+
+    repo: str
+    number: int
+    installation_id: int
+    sender: str
+    is_pull: bool
+
+    @property
+    def key(self) -> str:
+        return f"{self.repo}#{self.number}"
+
+
+@dataclass(frozen=True)
+class Cancel:
+    thread: Thread
+    trigger: str
+    """Unique per event (dedupe): `unlabel:<delivery>` or `comment:<id>`."""
+    explicit: bool
+    """`/codex stop` (answered even when nothing runs) rather than a removed label."""
+    subject: str = "issue"
+
+
+@dataclass(frozen=True)
+class Reply:
+    thread: Thread
+    trigger: str
+    kind: Literal["help", "unknown", "invalid"]
+    detail: str = ""
+    subject: str = "issue"
+
+
+Decision = Task | Cancel | Reply | Ignored
 
 
 def verify_signature(secret: bytes, body: bytes, header: str | None) -> None:
@@ -76,33 +114,103 @@ def is_bot(sender: Any) -> bool:
     )
 
 
-def decide(delivery: Delivery, *, trigger_label: str) -> Task | Ignored:
-    """Does this delivery start a task? Pure: data in, `Task` or `Ignored(reason)` out."""
+def decide(delivery: Delivery, *, trigger_label: str) -> Decision:
+    """What this delivery asks for. Pure: data in, a decision out."""
     payload = delivery.payload
-    action = payload.get("action")
-    if delivery.event != "issues" or action != "labeled":
-        return Ignored(f"{delivery.event}.{action} does not start work")
-    label = payload.get("label") or {}
-    if label.get("name") != trigger_label:
-        return Ignored(f"label {label.get('name')!r} is not the trigger label {trigger_label!r}")
+    name = f"{delivery.event}.{payload.get('action')}"
+    handler = HANDLERS.get(name)
+    if handler is None:
+        return Ignored(f"{name} does not start work")
     if is_bot(payload.get("sender")):
         return Ignored("events from bots never start work")
-    issue = payload.get("issue") or {}
-    if issue.get("state") != "open":
-        return Ignored("the issue is not open")
-    if "pull_request" in issue:
-        return Ignored("labels on pull requests do not start work")
-    installation = payload.get("installation") or {}
-    repo = payload.get("repository") or {}
-    if not installation.get("id") or not repo.get("full_name") or not issue.get("number"):
-        return Ignored("payload lacks installation, repository or issue")
     if not delivery.delivery_id:
         return Ignored("missing X-GitHub-Delivery header")
-    return Task(
-        repo=repo["full_name"],
-        number=int(issue["number"]),
+    item = payload.get("pull_request") if delivery.event.startswith("pull_request") else None
+    item = item or payload.get("issue") or {}
+    if item.get("state") != "open":
+        return Ignored(f"#{item.get('number')} is not open")
+    installation = payload.get("installation") or {}
+    repo = payload.get("repository") or {}
+    if not installation.get("id") or not repo.get("full_name") or not item.get("number"):
+        return Ignored("payload lacks installation, repository or issue")
+    thread = Thread(
+        repo=str(repo["full_name"]),
+        number=int(item["number"]),
         installation_id=int(installation["id"]),
         sender=_login(payload.get("sender")),
-        trigger=f"label:{delivery.delivery_id}",
-        delivery_id=delivery.delivery_id,
+        is_pull=delivery.event.startswith("pull_request") or "pull_request" in item,
     )
+    return handler(delivery, thread, trigger_label)
+
+
+def _labeled(delivery: Delivery, thread: Thread, trigger_label: str) -> Decision:
+    label = (delivery.payload.get("label") or {}).get("name")
+    if label != trigger_label:
+        return Ignored(f"label {label!r} is not the trigger label {trigger_label!r}")
+    if thread.is_pull:
+        return Ignored("labels on pull requests do not start work; comment `/codex fix`")
+    return _task(thread, f"label:{delivery.delivery_id}", delivery, commands.Command("fix"))
+
+
+def _unlabeled(delivery: Delivery, thread: Thread, trigger_label: str) -> Decision:
+    label = (delivery.payload.get("label") or {}).get("name")
+    if label != trigger_label:
+        return Ignored(f"label {label!r} is not the trigger label {trigger_label!r}")
+    return Cancel(thread, f"unlabel:{delivery.delivery_id}", explicit=False)
+
+
+def _comment(delivery: Delivery, thread: Thread, trigger_label: str) -> Decision:
+    comment = delivery.payload.get("comment") or {}
+    command = commands.parse(str(comment.get("body") or ""))
+    if command is None:
+        return Ignored("the comment holds no /codex command")
+    review = delivery.event == "pull_request_review_comment"
+    subject = f"{'review_comment' if review else 'issue_comment'}:{comment.get('id')}"
+    trigger = f"comment:{comment.get('id')}"
+    if command.verb == "stop":
+        return Cancel(thread, trigger, explicit=True, subject=subject)
+    if command.verb == "help":
+        return Reply(thread, trigger, "help", subject=subject)
+    if command.verb == "unknown":
+        return Reply(thread, trigger, "unknown", command.word, subject=subject)
+    if command.error:
+        return Reply(thread, trigger, "invalid", command.error, subject=subject)
+    line = comment.get("line") or comment.get("original_line")
+    return _task(
+        thread,
+        trigger,
+        delivery,
+        command,
+        subject=subject,
+        review_path=comment.get("path") if review else None,
+        review_line=int(line) if review and line else None,
+    )
+
+
+def _task(
+    thread: Thread,
+    trigger: str,
+    delivery: Delivery,
+    command: commands.Command,
+    **extra: Any,
+) -> Task:
+    return Task(
+        repo=thread.repo,
+        number=thread.number,
+        kind="pull" if thread.is_pull else "issue",
+        installation_id=thread.installation_id,
+        sender=thread.sender,
+        trigger=trigger,
+        delivery_id=delivery.delivery_id,
+        instructions=command.text,
+        attempts=command.attempts or 1,
+        **extra,
+    )
+
+
+HANDLERS = {
+    "issues.labeled": _labeled,
+    "issues.unlabeled": _unlabeled,
+    "issue_comment.created": _comment,
+    "pull_request_review_comment.created": _comment,
+}

@@ -8,7 +8,7 @@ repository with only the permissions the task needs, and revoked when the task e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from app.settings import Settings
 
+Reaction = Literal["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 TASK_PERMISSIONS: AppPermissionsType = {
     "contents": "write",
@@ -24,6 +25,13 @@ TASK_PERMISSIONS: AppPermissionsType = {
     "pull_requests": "write",
     "metadata": "read",
 }
+"""The worker's per-task token: it pushes, so it is revoked when the task ends."""
+FEEDBACK_PERMISSIONS: AppPermissionsType = {
+    "issues": "write",
+    "pull_requests": "write",
+    "metadata": "read",
+}
+"""The receiver's token (reactions, comments, permission checks): it cannot touch code."""
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,37 @@ async def revoke_token(github: GitHub[TokenAuthStrategy]) -> None:
     await github.rest.apps.async_revoke_installation_access_token()
 
 
-async def role_of(github: GitHub[TokenAuthStrategy], repo: str, login: str) -> str:
+async def role_of(github: GitHub[Any], repo: str, login: str) -> str:
     """The user's exact role on `repo` (`admin`, `maintain`, `write`, `triage`, `read`, ...)."""
     owner, name = repo.split("/", 1)
     response = await github.rest.repos.async_get_collaborator_permission_level(owner, name, login)
     return response.parsed_data.role_name
+
+
+def installation_client(
+    github: GitHub[AppAuthStrategy], installation_id: int, repo: str
+) -> GitHub[Any]:
+    """The receiver's client for one repository (token cached by githubkit for its hour)."""
+    return github.with_auth(
+        github.auth.as_installation(
+            installation_id, repositories=[repo.split("/", 1)[1]], permissions=FEEDBACK_PERMISSIONS
+        )
+    )
+
+
+async def react(
+    github: GitHub[Any], repo: str, subject: str, number: int, content: Reaction
+) -> None:
+    """Add a reaction to the issue, or to the comment named by `subject` (`kind:id`)."""
+    owner, name = repo.split("/", 1)
+    kind, _, ident = subject.partition(":")
+    if kind == "issue_comment":
+        await github.rest.reactions.async_create_for_issue_comment(
+            owner, name, int(ident), content=content
+        )
+    elif kind == "review_comment":
+        await github.rest.reactions.async_create_for_pull_request_review_comment(
+            owner, name, int(ident), content=content
+        )
+    else:
+        await github.rest.reactions.async_create_for_issue(owner, name, number, content=content)

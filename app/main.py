@@ -1,7 +1,7 @@
-"""The webhook receiver: verify, decide, enqueue, answer. Nothing slow happens here.
+"""The webhook receiver: verify, decide, enqueue, answer. Nothing slow happens before the answer.
 
-Run with `uvicorn app.main:app`. The receiver imports neither `docker` nor `openai`: all the
-heavy work is the worker's.
+Run with `uvicorn app.main:app`. What a person sees (👀, the status comment, replies) is sent
+after the answer, as background work. The receiver imports neither `docker` nor `openai`.
 """
 
 from __future__ import annotations
@@ -11,23 +11,30 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from app import events, queue
+from app import events, feedback, queue
+from app.github import app_client
 from app.settings import get_settings
+from app.tasks import Task
 
 log = logging.getLogger(__name__)
 
 
+def accepted(what: str, work: BackgroundTask) -> Response:
+    return JSONResponse({"accepted": what}, status_code=202, background=work)
+
+
 async def webhook(request: Request) -> Response:
-    settings = request.app.state.settings
+    services: feedback.Services = request.app.state.services
     delivery_id = request.headers.get("x-github-delivery", "")
     body = await request.body()
     try:
         events.verify_signature(
-            settings.webhook_secret.get_secret_value().encode(),
+            services.settings.webhook_secret.get_secret_value().encode(),
             body,
             request.headers.get("x-hub-signature-256"),
         )
@@ -39,15 +46,37 @@ async def webhook(request: Request) -> Response:
         log.warning("delivery %s refused: %s", delivery_id, error)
         return JSONResponse({"error": str(error)}, status_code=400)
 
-    decision = events.decide(delivery, trigger_label=settings.trigger_label)
+    decision = events.decide(delivery, trigger_label=services.settings.trigger_label)
     if isinstance(decision, events.Ignored):
         log.info("delivery %s ignored: %s", delivery_id, decision.reason)
         return Response(status_code=204)
-    if not await queue.submit(request.app.state.redis, decision):
-        log.info("delivery %s ignored: %s was queued before", delivery_id, decision.job_id)
+    if isinstance(decision, Task):
+        return await start(services, decision)
+    trigger = f"{decision.thread.key}:{decision.trigger}"
+    if not await queue.first_time(services.redis, trigger):
+        log.info("delivery %s ignored: %s was handled before", delivery_id, trigger)
         return Response(status_code=204)
-    log.info("delivery %s queued %s", delivery_id, decision.job_id)
-    return JSONResponse({"queued": decision.job_id}, status_code=202)
+    if isinstance(decision, events.Cancel):
+        running = await queue.cancel(services.redis, decision.thread.key, decision.thread.sender)
+        log.info("delivery %s: cancel %s", delivery_id, running.job_id if running else "nothing")
+        work = feedback.cancel(services, decision, running)
+        return accepted("cancel", BackgroundTask(feedback.guarded, "cancel", work))
+    log.info("delivery %s: %s reply on %s", delivery_id, decision.kind, decision.thread.key)
+    work = feedback.reply(services, decision)
+    return accepted("reply", BackgroundTask(feedback.guarded, "reply", work))
+
+
+async def start(services: feedback.Services, task: Task) -> Response:
+    ttl = services.settings.task_timeout + 120
+    submission = await queue.submit(services.redis, task, active_ttl=ttl)
+    log.info("delivery %s: %s %s", task.delivery_id, task.job_id, submission.outcome)
+    if submission.outcome == "duplicate":
+        return Response(status_code=204)
+    if submission.outcome == "busy":
+        work = feedback.busy(services, task, submission.active)
+        return accepted("busy", BackgroundTask(feedback.guarded, "busy reply", work))
+    work = feedback.acknowledge(services, task)
+    return accepted(task.job_id, BackgroundTask(feedback.guarded, "acknowledgement", work))
 
 
 async def healthz(request: Request) -> Response:
@@ -56,13 +85,15 @@ async def healthz(request: Request) -> Response:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
-    app.state.settings = settings
-    app.state.redis = await queue.connect(settings.redis_url)
+    redis = await queue.connect(settings.redis_url)
+    github = app_client(settings)
+    app.state.services = feedback.Services(settings, redis, github)
     try:
         yield
     finally:
-        await app.state.redis.aclose()
+        await redis.aclose()
 
 
 app = Starlette(

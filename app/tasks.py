@@ -17,12 +17,29 @@ JOB_FUNCTION = "run_task"
 
 
 class TaskStatus(StrEnum):
+    """A task's phases in order; the last four are final."""
+
     QUEUED = "queued"
     PREPARING = "preparing"
+    SETTING_UP = "setting up"
     WORKING = "working"
+    VALIDATING = "validating"
     PUBLISHING = "publishing"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    REFUSED = "refused"
+
+    @property
+    def rank(self) -> int:
+        return min(list(TaskStatus).index(self), FINAL_RANK)
+
+    @property
+    def final(self) -> bool:
+        return self.rank == FINAL_RANK
+
+
+FINAL_RANK = 6
 
 
 class Task(BaseModel):
@@ -31,8 +48,8 @@ class Task(BaseModel):
     repo: str
     """`owner/name` of the repository."""
     number: int
-    """The issue (or pull request) number."""
-    kind: Literal["issue"] = "issue"
+    """The issue or pull request number."""
+    kind: Literal["issue", "pull"] = "issue"
     installation_id: int
     sender: str
     """Login of the person whose action started the task."""
@@ -41,10 +58,22 @@ class Task(BaseModel):
     delivery_id: str
     instructions: str = ""
     """Extra text from the person who started the task."""
+    attempts: int = 1
+    subject: str = "issue"
+    """What the trigger was, for the 👀 reaction: `issue`, `issue_comment:<id>`,
+    `review_comment:<id>`."""
+    review_path: str | None = None
+    """For a review comment: the file and line it is attached to."""
+    review_line: int | None = None
 
     @property
     def job_id(self) -> str:
         return f"task:{self.repo}#{self.number}:{self.trigger}"
+
+    @property
+    def thread(self) -> str:
+        """The issue or PR this task belongs to; one task per thread at a time."""
+        return f"{self.repo}#{self.number}"
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

@@ -75,5 +75,5 @@ def test_a_failing_git_command_says_why_without_the_token(tmp_path: Path) -> Non
         asyncio.run(
             gitops.clone(f"http://127.0.0.1:1/{token}/r.git", token, tmp_path / "c", "main")
         )
-    assert "git clone failed" in str(raised.value)
+    assert "git fetch failed" in str(raised.value)
     assert token not in str(raised.value)

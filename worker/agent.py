@@ -8,6 +8,7 @@ is answered with an error the model can act on, never a crash.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from worker import tools
@@ -46,12 +47,27 @@ class LimitsExceeded(Exception):
     """The reason is the message."""
 
 
+Progress = Callable[[int], Awaitable[None]]
+
+
+async def _quiet(step: int) -> None:
+    pass
+
+
 class Agent:
-    def __init__(self, sandbox: Sandbox, worklog: WorkLog, limits: Limits, label: str) -> None:
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        worklog: WorkLog,
+        limits: Limits,
+        label: str,
+        progress: Progress = _quiet,
+    ) -> None:
         self.sandbox = sandbox
         self.worklog = worklog
         self.limits = limits
         self.label = label
+        self.progress = progress
         self.step = 0
 
     async def run(self, conversation: Conversation) -> Outcome:
@@ -62,6 +78,7 @@ class Agent:
                 if self.step >= self.limits.max_steps:
                     raise LimitsExceeded(f"the step limit ({self.limits.max_steps}) was reached")
                 self.step += 1
+                await self.progress(self.step)
                 turn = await conversation.next_turn(results, note)
                 self.worklog.input_tokens += turn.input_tokens
                 self.worklog.output_tokens += turn.output_tokens

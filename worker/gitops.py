@@ -64,13 +64,15 @@ async def git(
     return out.decode(errors="replace")
 
 
-async def clone(url: str, token: str, dest: Path, branch: str) -> str:
-    """Shallow-clone `branch` into `dest`; returns the base commit sha."""
-    await git(
-        "clone", "--quiet", "--depth", "50", "--single-branch", "--branch", branch,
-        "--no-recurse-submodules", url, str(dest),
-        token=token,
-    )  # fmt: skip
+async def clone(url: str, token: str, dest: Path, ref: str) -> str:
+    """Fetch `ref` (a branch or `refs/pull/N/head`) shallowly into `dest` and check it out.
+
+    Returns the commit sha. No remote is configured, so nothing in the checkout names the
+    server, let alone a credential.
+    """
+    await git("init", "--quiet", str(dest))
+    await git("fetch", "--quiet", "--depth", "50", "--no-tags", url, ref, cwd=dest, token=token)
+    await git("checkout", "--quiet", "--detach", "FETCH_HEAD", cwd=dest)
     return (await git("rev-parse", "HEAD", cwd=dest)).strip()
 
 
@@ -122,6 +124,11 @@ async def commit(repo: Path, diff: bytes, message: str, author: str, email: str)
     return (await git("rev-parse", "HEAD", cwd=repo)).strip()
 
 
-async def push(repo: Path, url: str, token: str, branch: str) -> None:
-    """Force-push HEAD to `branch`: the branch is ours, and a rerun must converge."""
-    await git("push", "--quiet", "--force", url, f"HEAD:refs/heads/{branch}", cwd=repo, token=token)
+async def push(
+    repo: Path, url: str, token: str, branch: str, *, rev: str = "HEAD", force: bool = True
+) -> None:
+    """Push `rev` to `branch`. Force on our own `codex/` branches (a rerun must converge);
+    never on someone else's branch, where a moved head must fail the push instead."""
+    flags = ["--force"] if force else []
+    refspec = f"{rev}:refs/heads/{branch}"
+    await git("push", "--quiet", *flags, url, refspec, cwd=repo, token=token)

@@ -1,12 +1,15 @@
 """`run_task`: one task from dequeue to draft PR. Orchestration only; each phase lives elsewhere.
 
-authorize → prepare (host clone) → sandbox + agent → collect the diff → publish. Whatever
-happens, the container is removed, the token is revoked, and the person who asked is told
-the outcome in the task's status comment.
+authorize → plan (read GitHub) → clone on the host → sandbox + agent → collect the diff →
+publish. Whatever happens, the container is removed, the token is revoked, and the person who
+asked sees the outcome in the task's status comment. A cancel (`/codex stop`, label removed)
+arrives as an arq abort: the container goes with the task and nothing is pushed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import tempfile
 import time
@@ -18,12 +21,12 @@ import docker
 from arq.connections import ArqRedis
 from githubkit import AppAuthStrategy, GitHub
 
+from app import access, queue, status
 from app import github as gh
-from app import queue
 from app.settings import Settings
 from app.tasks import Task, TaskStatus
-from worker import gitops, prompt, publish
-from worker.agent import Agent, Limits
+from worker import context, gitops, prompt, publish
+from worker.agent import Agent, Limits, Outcome
 from worker.protocols import Model
 from worker.redact import Redactor
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox
@@ -39,6 +42,8 @@ DIFF_COMMAND = (
     "git -c core.quotePath=false diff --cached --binary --no-ext-diff --no-textconv {base}"
 )
 """Everything the agent changed, new files included, minus tool caches nobody commits."""
+PROGRESS_EVERY = 5.0
+"""Seconds between edits of the status comment while the agent works."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,23 @@ class TaskFailed(Exception):
     """The task cannot go on; the message is written for the person who started it."""
 
 
+class Cancelled(Exception):
+    def __init__(self, by: str) -> None:
+        super().__init__(f"cancelled by @{by}")
+        self.by = by
+
+
+@dataclass(frozen=True)
+class Work:
+    """What the agent phase produced."""
+
+    outcome: Outcome
+    worklog: WorkLog
+    diff: bytes
+    base: str
+    checkout: Path
+
+
 class TaskRun:
     def __init__(self, deps: Deps, redis: ArqRedis, task: Task) -> None:
         self.deps = deps
@@ -63,11 +85,8 @@ class TaskRun:
         self.task = task
         self.redact = Redactor([deps.settings.openai_api_key.get_secret_value()])
         self.started = time.monotonic()
-        self.comment_id: int | None = None
-
-    @property
-    def comment_key(self) -> str:
-        return f"codex:comment:{self.task.job_id}"
+        self.started_at = time.time()
+        self.shown = 0.0
 
     async def run(self) -> str:
         task = self.task
@@ -75,11 +94,20 @@ class TaskRun:
         self.redact.add(token.token)
         github = gh.token_client(self.settings, token)
         try:
-            return await self._run(github, token)
+            async with asyncio.timeout(self.settings.task_timeout):
+                return await self._run(github, token)
+        except (asyncio.CancelledError, Cancelled) as stop:
+            by = await queue.cancelled_by(self.redis, task.job_id)
+            if by is None:
+                raise  # the worker is shutting down: arq runs the task again
+            await self._finish(github, TaskStatus.CANCELLED, f"🛑 Cancelled by @{by}.")
+            if isinstance(stop, asyncio.CancelledError):
+                raise
+            return "cancelled"
         except Exception as error:
             log.exception("task %s failed", task.job_id)
-            message = self.redact(str(error)) or type(error).__name__
-            await self._set(github, TaskStatus.FAILED, f"❌ The task failed: {message}")
+            message = self._explain(error)
+            await self._finish(github, TaskStatus.FAILED, f"❌ The task failed: {message}")
             return f"failed: {message}"
         finally:
             try:
@@ -87,96 +115,138 @@ class TaskRun:
             except Exception:
                 log.warning("task %s: could not revoke the installation token", task.job_id)
 
+    def _explain(self, error: Exception) -> str:
+        if isinstance(error, TimeoutError):
+            return (
+                f"it took longer than the {self.settings.task_timeout} s task limit. "
+                "Narrow the request, or raise `TASK_TIMEOUT`."
+            )
+        return self.redact(str(error)) or type(error).__name__
+
     async def _run(self, github: publish.Client, token: gh.InstallationToken) -> str:
         task = self.task
-        role = await gh.role_of(github, task.repo, task.sender)
-        if role not in gh.WRITE_ROLES:
-            await self._set(
-                github,
-                TaskStatus.FAILED,
-                f"@{task.sender} needs write access to this repository to start the agent.",
-            )
-            return f"refused: {task.sender} is {role}"
-        await self._set(github, TaskStatus.PREPARING, "⏳ Preparing the environment...")
-        owner, name = task.repo.split("/", 1)
-        repo = (await github.rest.repos.async_get(owner, name)).parsed_data
-        issue = (await github.rest.issues.async_get(owner, name, task.number)).parsed_data
-        text = prompt.IssueText(
-            repo=task.repo,
-            number=task.number,
-            title=issue.title,
-            body=issue.body or "",
-            author=issue.user.login if issue.user else "ghost",
+        if by := await queue.cancelled_by(self.redis, task.job_id):
+            raise Cancelled(by)
+        if not await access.may_start(self.redis, github, task.repo, task.sender):
+            await self._finish(github, TaskStatus.REFUSED, access.refusal(task.sender))
+            await access.refuse_once(self.redis, github, task.repo, task.number, task.sender)
+            return f"refused: {task.sender} lacks write access"
+        await self._show(
+            github, TaskStatus.PREPARING, "⏳ Preparing: reading the issue and cloning."
         )
+        plan = await context.plan(self.redis, github, task)
         with tempfile.TemporaryDirectory(prefix="codex-") as workdir:
-            checkout = Path(workdir) / "repo"
-            base = await gitops.clone(repo.clone_url, token.token, checkout, repo.default_branch)
-            worklog = WorkLog()
-            spec = SandboxSpec(
-                image=self.settings.sandbox_image,
-                memory=self.settings.sandbox_memory,
-                cpus=self.settings.sandbox_cpus,
-                pids=self.settings.sandbox_pids,
-                output_limit=self.settings.output_limit,
-                label=task.job_id,
-            )
-            async with open_sandbox(self.deps.docker, spec) as sandbox:
-                await sandbox.put_tree(checkout)
-                await self._set(github, TaskStatus.WORKING, "🛠️ Working on it...")
-                agent = Agent(
-                    sandbox,
-                    worklog,
-                    Limits(self.settings.max_steps, self.settings.command_timeout),
-                    task.job_id,
-                )
-                conversation = self.deps.model.start(
-                    prompt.INSTRUCTIONS, prompt.task_prompt(text, task.instructions)
-                )
-                outcome = await agent.run(conversation)
-                diff = await self._collect_diff(sandbox, base)
-            if not diff:
-                reason = outcome.stop_reason or "the agent finished without changing any file"
-                await self._set(github, TaskStatus.DONE, f"🤷 No changes were made: {reason}.")
+            work = await self._work(github, token, plan, Path(workdir) / "repo")
+            if not work.diff:
+                reason = work.outcome.stop_reason or "the agent finished without changing any file"
+                await self._finish(github, TaskStatus.DONE, f"🤷 No changes were made: {reason}.")
                 return "no changes"
-            check = gitops.check_diff(diff, self.settings.max_diff_bytes)
+            check = gitops.check_diff(work.diff, self.settings.max_diff_bytes)
             if check.problems:
                 raise TaskFailed("the change was not published: " + "; ".join(check.problems))
-            await self._set(github, TaskStatus.PUBLISHING, "📤 Publishing the draft PR...")
-            branch = publish.branch_name(task.number, issue.title)
-            bot = self.settings.bot_name
-            await gitops.commit(
-                checkout,
-                diff,
-                f"{issue.title}\n\nResolves #{task.number}. Started by @{task.sender}.",
-                author=f"{bot}[bot]",
-                email=f"{self.settings.app_id}+{bot}[bot]@users.noreply.github.com",
-            )
-            await gitops.push(checkout, repo.clone_url, token.token, branch)
-            report = Report(
-                number=task.number,
-                summary=outcome.summary or "The agent stopped before writing a summary.",
-                validation=outcome.validation,
-                log=worklog,
-                changed_files=check.files,
-                duration=time.monotonic() - self.started,
-                stop_reason=outcome.stop_reason,
-            )
-            title = issue.title if not outcome.stop_reason else f"[incomplete] {issue.title}"
-            pull = await publish.open_draft(
-                github,
-                task.repo,
-                head=branch,
-                base=repo.default_branch,
-                title=title,
-                body=render_pr_body(report, self.redact),
-            )
-        elapsed = time.monotonic() - self.started
-        await self._set(
-            github,
-            TaskStatus.DONE,
-            f"✅ Draft PR ready for review: {pull.url} ({elapsed:.0f} s, "
-            f"{worklog.input_tokens + worklog.output_tokens} tokens)",
+            if by := await queue.cancelled_by(self.redis, task.job_id):
+                raise Cancelled(by)
+            await self._show(github, TaskStatus.PUBLISHING, "📤 Publishing the change.")
+            return await self._publish(github, token, plan, work, check.files)
+
+    async def _work(
+        self,
+        github: publish.Client,
+        token: gh.InstallationToken,
+        plan: context.Plan,
+        checkout: Path,
+    ) -> Work:
+        base = await gitops.clone(plan.clone_url, token.token, checkout, plan.fetch_ref)
+        worklog = WorkLog()
+        spec = SandboxSpec(
+            image=self.settings.sandbox_image,
+            memory=self.settings.sandbox_memory,
+            cpus=self.settings.sandbox_cpus,
+            pids=self.settings.sandbox_pids,
+            output_limit=self.settings.output_limit,
+            label=self.task.job_id,
         )
+        limits = Limits(self.settings.max_steps, self.settings.command_timeout)
+
+        async def progress(step: int) -> None:
+            if time.monotonic() - self.shown >= PROGRESS_EVERY:
+                elapsed = time.monotonic() - self.started
+                text = f"🛠️ Working: step {step} of at most {limits.max_steps}, {elapsed:.0f} s in."
+                await self._show(github, TaskStatus.WORKING, text)
+
+        async with open_sandbox(self.deps.docker, spec) as sandbox:
+            await sandbox.put_tree(checkout)
+            await self._show(github, TaskStatus.WORKING, "🛠️ Working: the agent has started.")
+            agent = Agent(sandbox, worklog, limits, self.task.job_id, progress)
+            conversation = self.deps.model.start(prompt.INSTRUCTIONS, plan.prompt)
+            outcome = await agent.run(conversation)
+            diff = await self._collect_diff(sandbox, base)
+        return Work(outcome, worklog, diff, base, checkout)
+
+    async def _publish(
+        self,
+        github: publish.Client,
+        token: gh.InstallationToken,
+        plan: context.Plan,
+        work: Work,
+        files: list[str],
+    ) -> str:
+        task, outcome = self.task, work.outcome
+        bot = self.settings.bot_name
+        await gitops.commit(
+            work.checkout,
+            work.diff,
+            f"{plan.title}\n\nFor #{task.number}, started by @{task.sender}.",
+            author=f"{bot}[bot]",
+            email=f"{self.settings.app_id}+{bot}[bot]@users.noreply.github.com",
+        )
+        url, secret = plan.clone_url, token.token
+        report = Report(
+            number=task.number,
+            summary=outcome.summary or "The agent stopped before writing a summary.",
+            validation=outcome.validation,
+            log=work.worklog,
+            changed_files=files,
+            duration=time.monotonic() - self.started,
+            stop_reason=outcome.stop_reason,
+        )
+        tokens = work.worklog.input_tokens + work.worklog.output_tokens
+        took = f"{time.monotonic() - self.started:.0f} s, {tokens} tokens"
+        if plan.mode == "same_branch":
+            try:
+                await gitops.push(work.checkout, url, secret, plan.push_branch, force=False)
+            except gitops.GitError as error:
+                raise TaskFailed(
+                    f"`{plan.push_branch}` moved while the agent worked, so nothing was pushed. "
+                    "Comment `/codex fix` again to work on the new head."
+                ) from error
+            body = render_pr_body(report, self.redact, closing=f"<sub>{took}</sub>")
+            await self._finish(
+                github, TaskStatus.DONE, f"✅ Pushed to `{plan.push_branch}`.\n\n{body}"
+            )
+            return f"pushed to {plan.push_branch}"
+        closing = None
+        if plan.base_copy:
+            await gitops.push(work.checkout, url, secret, plan.base_copy, rev=work.base)
+            closing = (
+                f"The head of #{task.number} is in a fork, which this app cannot push to. "
+                f"This draft PR is based on `{plan.base_copy}`, a copy of that branch, so its "
+                f"diff shows only the proposed changes; the author of #{task.number} can merge "
+                f"`{plan.push_branch}` into their branch."
+            )
+        await gitops.push(work.checkout, url, secret, plan.push_branch)
+        title = plan.title if not outcome.stop_reason else f"[incomplete] {plan.title}"
+        pull = await publish.open_draft(
+            github,
+            task.repo,
+            head=plan.push_branch,
+            base=plan.pr_base,
+            title=title,
+            body=render_pr_body(report, self.redact, closing),
+        )
+        summary = outcome.summary.strip().splitlines()[0] if outcome.summary.strip() else ""
+        text = f"✅ Draft PR ready for review: {pull.url}\n\n{summary}\n\n<sub>{took}</sub>"
+        await self._finish(github, TaskStatus.DONE, text)
         return f"pr #{pull.number}"
 
     async def _collect_diff(self, sandbox: DockerSandbox, base: str) -> bytes:
@@ -190,21 +260,19 @@ class TaskRun:
             )
         return diff
 
-    async def _set(self, github: publish.Client, status: TaskStatus, message: str) -> None:
-        """Record the phase in Redis and show it in the task's one status comment."""
-        await queue.set_status(self.redis, self.task.job_id, status, message)
-        if self.comment_id is None:
-            stored = await self.redis.get(self.comment_key)
-            self.comment_id = int(stored) if stored else None
-        body = self.redact(f"{message}\n\n<sub>codex task `{self.task.job_id}`</sub>")
+    async def _show(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
+        """Show the phase in the status comment; a GitHub hiccup here never fails the task."""
+        self.shown = time.monotonic()
         try:
-            self.comment_id = await publish.post_or_edit_comment(
-                github, self.task.repo, self.task.number, body, self.comment_id
-            )
+            await status.show(self.redis, github, self.task, phase, self.redact(text))
         except Exception:
             log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
-            return
-        await self.redis.set(self.comment_key, str(self.comment_id), ex=queue.SEEN_TTL)
+
+    async def _finish(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
+        await self._show(github, phase, text)
+        await queue.release(self.redis, self.task)
+        lastrun = context.lastrun_key(self.task)
+        await self.redis.set(lastrun, json.dumps(self.started_at), ex=status.TTL)
 
 
 async def run_task(ctx: dict[str, Any], payload: dict[str, Any]) -> str:

@@ -53,6 +53,7 @@ class WorkerSettings:
     job_serializer = serialize
     job_deserializer = deserialize
     max_jobs = settings.max_concurrent_tasks
-    job_timeout = settings.task_timeout
+    job_timeout = settings.task_timeout + 60  # the task's own deadline fires first and reports
     poll_delay = 0.1
     max_tries = 3
+    allow_abort_jobs = True

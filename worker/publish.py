@@ -1,7 +1,7 @@
-"""Publishing on GitHub: the branch name, the draft PR, the status comment.
+"""Publishing on GitHub: branch names and the draft PR.
 
-Every step is idempotent, because arq runs a job at least once: the PR is looked up by its head
-branch before one is created, and the status comment's id is kept so a rerun edits it.
+Idempotent, because arq runs a job at least once: the PR is looked up by its head branch
+before one is created, and a rerun updates it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from githubkit import GitHub, TokenAuthStrategy
-from githubkit.exception import RequestFailed
 
 if TYPE_CHECKING:
     from githubkit_schemas.latest.models import PullRequestSimple
@@ -22,10 +21,6 @@ Client = GitHub[TokenAuthStrategy]
 def slug(title: str, limit: int = 40) -> str:
     words = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
     return words[:limit].rstrip("-") or "task"
-
-
-def branch_name(number: int, title: str) -> str:
-    return f"codex/issue-{number}-{slug(title)}"
 
 
 @dataclass(frozen=True)
@@ -50,19 +45,3 @@ async def open_draft(
         owner, name, title=title, head=head, base=base, body=body, draft=True
     )
     return PullRequest(created.parsed_data.number, created.parsed_data.html_url)
-
-
-async def post_or_edit_comment(
-    github: Client, repo: str, number: int, body: str, comment_id: int | None
-) -> int:
-    """Edit comment `comment_id` (when it still exists) or post a new one; returns its id."""
-    owner, name = repo.split("/", 1)
-    if comment_id is not None:
-        try:
-            await github.rest.issues.async_update_comment(owner, name, comment_id, body=body)
-            return comment_id
-        except RequestFailed as error:
-            if error.response.status_code != 404:
-                raise
-    created = await github.rest.issues.async_create_comment(owner, name, number, body=body)
-    return created.parsed_data.id

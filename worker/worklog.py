@@ -101,7 +101,8 @@ def render_log(steps: list[str], budget: int) -> str:
     return "\n\n".join(kept)
 
 
-def render_pr_body(report: Report, redact: Redactor) -> str:
+def render_pr_body(report: Report, redact: Redactor, closing: str | None = None) -> str:
+    """The PR body (or final comment): evidence first, the work log folded, then `closing`."""
     log = report.log
     files = "\n".join(f"- `{name}`" for name in report.changed_files) or "- (none)"
     head = [
@@ -118,7 +119,7 @@ def render_pr_body(report: Report, redact: Redactor) -> str:
     if report.stop_reason:
         head[:0] = [f"> [!WARNING]\n> Incomplete: {report.stop_reason}"]
     top = "\n\n".join(head)
-    tail = f"Fixes #{report.number}"
+    tail = f"Fixes #{report.number}" if closing is None else closing
     budget = BODY_BUDGET - len(top) - len(tail) - 200
     steps = [redact(render_step(step)) for step in log.steps]
     work_log = (

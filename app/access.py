@@ -1,0 +1,48 @@
+"""Who may start work: people with write, maintain or admin permission, nobody else.
+
+The role comes from the collaborator-permission API (`author_association` says nothing about
+write access) and is cached for a minute, so a burst of comments costs one API call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from githubkit import GitHub
+from redis.asyncio import Redis
+
+from app.github import WRITE_ROLES, role_of
+
+ROLE_TTL = 60
+REFUSAL_TTL = 4 * 24 * 3600
+
+
+async def role(redis: Redis, github: GitHub[Any], repo: str, login: str) -> str:
+    key = f"codex:role:{repo}:{login}"
+    cached = await redis.get(key)
+    if cached:
+        return str(cached.decode())
+    value = await role_of(github, repo, login)
+    await redis.set(key, value, ex=ROLE_TTL)
+    return value
+
+
+async def may_start(redis: Redis, github: GitHub[Any], repo: str, login: str) -> bool:
+    return await role(redis, github, repo, login) in WRITE_ROLES
+
+
+def refusal(login: str) -> str:
+    return (
+        f"Thanks, @{login}! Only people with write access to this repository can start the "
+        "agent, so nothing will run for this request. A maintainer can label the issue or "
+        "comment `/codex fix` to start it."
+    )
+
+
+async def refuse_once(
+    redis: Redis, github: GitHub[Any], repo: str, number: int, login: str
+) -> None:
+    """Tell `login` why nothing runs, once per issue or PR."""
+    if await redis.set(f"codex:refused:{repo}#{number}:{login}", "1", nx=True, ex=REFUSAL_TTL):
+        owner, name = repo.split("/", 1)
+        await github.rest.issues.async_create_comment(owner, name, number, body=refusal(login))

@@ -1,0 +1,137 @@
+"""What a person sees within seconds of acting, sent by the app after it has answered GitHub.
+
+These run as background work of the webhook request, so the acknowledgement (👀 and the
+"queued" status comment) does not wait for a free worker. Failures are logged, never raised:
+the task is already safely queued, and the worker keeps the status comment up to date anyway.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from arq.connections import ArqRedis
+from githubkit import AppAuthStrategy, GitHub
+
+from app import access, commands, queue, status
+from app.events import Cancel, Reply, Thread
+from app.github import installation_client, react
+from app.settings import Settings
+from app.tasks import Task, TaskStatus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    redis: ArqRedis
+    github: GitHub[AppAuthStrategy]
+
+    def client(self, installation_id: int, repo: str) -> GitHub[Any]:
+        return installation_client(self.github, installation_id, repo)
+
+
+async def guarded(what: str, work: Awaitable[None]) -> None:
+    try:
+        await work
+    except Exception:
+        log.exception("%s failed", what)
+
+
+async def acknowledge(services: Services, task: Task) -> None:
+    """👀 and the status comment for a queued task, or a polite refusal."""
+    github = services.client(task.installation_id, task.repo)
+    redis = services.redis
+    if not await access.may_start(redis, github, task.repo, task.sender):
+        log.info("task %s: refused, %s lacks write access", task.job_id, task.sender)
+        await queue.cancel(redis, task.thread, by=task.sender)
+        await status.record(redis, task.job_id, TaskStatus.REFUSED, access.refusal(task.sender))
+        await queue.release(redis, task)
+        await access.refuse_once(redis, github, task.repo, task.number, task.sender)
+        return
+    await react(github, task.repo, task.subject, task.number, "eyes")
+    place = await queue.position(redis, task.job_id)
+    where = f" (position {place} in the queue)" if place else ""
+    await status.show(redis, github, task, TaskStatus.QUEUED, f"⏳ Queued{where}.")
+
+
+async def busy(services: Services, task: Task, running: Task | None) -> None:
+    github = services.client(task.installation_id, task.repo)
+    if not await access.may_start(services.redis, github, task.repo, task.sender):
+        await access.refuse_once(services.redis, github, task.repo, task.number, task.sender)
+        return
+    link = ""
+    if running is not None and (comment := await status.comment_of(services.redis, running.job_id)):
+        link = f" Follow it here: {comment.url}"
+    await react(github, task.repo, task.subject, task.number, "confused")
+    await _comment(
+        github,
+        task.repo,
+        task.number,
+        f"@{task.sender} a task is already running for this "
+        f"{'pull request' if task.kind == 'pull' else 'issue'}, so this one was not queued."
+        f"{link} Use `/codex stop` to cancel it first.",
+    )
+
+
+async def cancel(services: Services, request: Cancel, running: Task | None) -> None:
+    thread = request.thread
+    github = services.client(thread.installation_id, thread.repo)
+    redis = services.redis
+    if not await access.may_start(redis, github, thread.repo, thread.sender):
+        await access.refuse_once(redis, github, thread.repo, thread.number, thread.sender)
+        return
+    if request.explicit:
+        await react(github, thread.repo, request.subject, thread.number, "eyes")
+    if running is None:
+        if request.explicit:
+            await _comment(github, thread.repo, thread.number, "Nothing is running here to stop.")
+        return
+    state = await status.current(redis, running.job_id)
+    if state is None or state["rank"] == TaskStatus.QUEUED.rank:
+        # Not started: arq drops the job, so the app closes the task itself.
+        text = f"🛑 Cancelled by @{thread.sender} before it started."
+        await status.show(redis, github, running, TaskStatus.CANCELLED, text)
+        await queue.release(redis, running)
+
+
+async def reply(services: Services, request: Reply) -> None:
+    thread = request.thread
+    github = services.client(thread.installation_id, thread.repo)
+    if not await access.may_start(services.redis, github, thread.repo, thread.sender):
+        await access.refuse_once(services.redis, github, thread.repo, thread.number, thread.sender)
+        return
+    await react(github, thread.repo, request.subject, thread.number, "eyes")
+    await _comment(github, thread.repo, thread.number, reply_text(request, services.settings))
+
+
+def reply_text(request: Reply, settings: Settings) -> str:
+    if request.kind == "unknown":
+        head = f"`/codex {request.detail}` is not a command I know. These are:"
+    elif request.kind == "invalid":
+        head = f"That command cannot run as written: {request.detail}. The commands are:"
+    else:
+        head = "The commands:"
+    return f"{head}\n\n{commands.usage()}\n\n{effective_settings(settings, request.thread)}"
+
+
+def effective_settings(settings: Settings, thread: Thread) -> str:
+    rows = [
+        ("trigger label", f"`{settings.trigger_label}`"),
+        ("model", f"`{settings.codex_model}`"),
+        ("sandbox image", f"`{settings.sandbox_image}`"),
+        ("network in the agent phase", "off"),
+        ("step limit", str(settings.max_steps)),
+        ("command timeout", f"{settings.command_timeout} s"),
+        ("task timeout", f"{settings.task_timeout} s"),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"Settings in effect for `{thread.repo}`:\n\n| setting | value |\n|---|---|\n{table}"
+
+
+async def _comment(github: GitHub[Any], repo: str, number: int, body: str) -> None:
+    owner, name = repo.split("/", 1)
+    await github.rest.issues.async_create_comment(owner, name, number, body=body)
