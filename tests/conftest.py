@@ -152,6 +152,16 @@ class System:
         )
         return int(response.status_code)
 
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Until no task is queued or running (arq's queue is empty)."""
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        try:
+            wait_for(
+                lambda: client.zcard("arq:queue") == 0, timeout, f"an idle queue\n{self.logs()}"
+            )
+        finally:
+            client.close()
+
     def logs(self) -> str:
         return f"--- app ---\n{self.app.tail()}\n--- worker ---\n{self.worker.tail()}"
 

@@ -128,7 +128,9 @@ class TaskRun:
         if by := await queue.cancelled_by(self.redis, task.job_id):
             raise Cancelled(by)
         if not await access.may_start(self.redis, github, task.repo, task.sender):
-            await self._finish(github, TaskStatus.REFUSED, access.refusal(task.sender))
+            # The refusal is its own reply (once per person and issue), not a status comment.
+            await status.record(self.redis, task.job_id, TaskStatus.REFUSED, "refused")
+            await queue.release(self.redis, task)
             await access.refuse_once(self.redis, github, task.repo, task.number, task.sender)
             return f"refused: {task.sender} lacks write access"
         await self._show(
