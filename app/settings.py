@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     sandbox_cpus: float = Field(default=2.0, gt=0)
     sandbox_pids: int = Field(default=512, ge=16)
     max_diff_bytes: int = Field(default=5_000_000, ge=1_000)
+    price_input_per_mtok: float = Field(default=1.25, ge=0)
+    """US dollars per million input tokens, for the cost shown on each task."""
+    price_output_per_mtok: float = Field(default=10.0, ge=0)
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return (
+            input_tokens * self.price_input_per_mtok + output_tokens * self.price_output_per_mtok
+        ) / 1e6
 
     @model_validator(mode="after")
     def _check_secrets(self) -> Settings:

@@ -75,6 +75,8 @@ def test_labeling_an_issue_yields_a_draft_pr_that_fixes_it(system: System) -> No
     )
     assert len(sim.comments(repo, number)) == 1, "one status comment, edited in place"
     assert str(pull["number"]) in comments[0]["body"]
+    assert "Fixed `add` to add its arguments." in comments[0]["body"]
+    assert "tokens" in comments[0]["body"] and "≈ $0.0" in comments[0]["body"]
     # Nothing lingers: the container is gone and the token is revoked.
     client = docker.from_env()
     try:

@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -72,6 +73,10 @@ def installation_client(
 
 def status_of(error: pytest.ExceptionInfo[RequestFailed]) -> int:
     return int(error.value.response.status_code)
+
+
+def iso_in(**delta: float) -> str:
+    return (datetime.now(UTC) + timedelta(**delta)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def items(data: object) -> list[Any]:
@@ -359,7 +364,7 @@ def test_pull_requests_and_review_comments(sim: GitHubSim) -> None:
     assert (pull.commits, pull.additions, pull.deletions, pull.changed_files) == (1, 1, 1, 1)
     assert pull.user.login == "codex-app[bot]"
     assert pull.html_url == f"{sim.url}/{REPO}/pull/{pull.number}"
-    assert sim.pulls(REPO)[0] | {"head_sha": ""} == {
+    assert sim.pulls(REPO)[0] == {
         "number": pull.number,
         "title": "Fix",
         "body": "evidence",
@@ -369,7 +374,9 @@ def test_pull_requests_and_review_comments(sim: GitHubSim) -> None:
         "state": "open",
         "user": "codex-app[bot]",
         "labels": [],
-        "head_sha": "",
+        "head_sha": sha,
+        "head_repo": REPO,
+        "maintainer_can_modify": False,
     }
 
     with pytest.raises(RequestFailed) as duplicate:
@@ -410,12 +417,179 @@ def test_pull_requests_and_review_comments(sim: GitHubSim) -> None:
         "octo", "hello", review, content="rocket"
     )
     assert reacted.status_code == 201
+    assert sim.reactions(REPO)[-1] == (f"review_comment:{review}", "rocket", "codex-app[bot]")
     closed = client.rest.pulls.update("octo", "hello", pull.number, state="closed")
     assert closed.parsed_data.state == "closed" and sim.pulls(REPO)[0]["state"] == "closed"
     number = sim.create_issue(REPO, "Not a PR", "b")
     with pytest.raises(RequestFailed) as not_pull:
         client.rest.pulls.get("octo", "hello", number)
     assert status_of(not_pull) == 404
+
+
+def test_review_comments_carry_the_diff_hunk_and_parse(sim: GitHubSim) -> None:
+    calc = "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n"
+    sim.commit(REPO, "main", {"calc.py": calc})
+    fixed = calc.replace("return a - b", "return a + b", 1)
+    sim.commit(REPO, "fix", {"calc.py": fixed})
+    number = sim.create_pull(REPO, "Fix add", "fix", user="alice")
+    on_diff = sim.add_review_comment(REPO, number, "why?", "bob", "calc.py", 2)
+    outside = sim.add_review_comment(REPO, number, "and here?", "bob", "calc.py", 6)
+    client = installation_client(sim)
+    listed = items(client.rest.pulls.list_review_comments("octo", "hello", number).parsed_data)
+    assert [(c.id, c.path, c.line, c.body, c.user and c.user.login) for c in listed] == [
+        (on_diff, "calc.py", 2, "why?", "bob"),
+        (outside, "calc.py", 6, "and here?", "bob"),
+    ]
+    assert listed[0].diff_hunk == (
+        "@@ -1,5 +1,5 @@\n def add(a, b):\n-    return a - b\n+    return a + b"
+    )
+    assert listed[1].diff_hunk == "@@ -6,1 +6,1 @@\n     return a - b"
+    assert listed[0].commit_id == sim.pulls(REPO)[0]["head_sha"]
+    assert listed[0].created_at.tzinfo is not None
+    raw = httpx.get(
+        f"{sim.url}/repos/{REPO}/pulls/{number}/comments",
+        headers={"Authorization": f"token {sim.tokens_issued[-1]}"},
+    ).json()
+    assert all("in_reply_to_id" not in c for c in raw)
+    assert sim.review_comments(REPO, number)[0]["diff_hunk"] == listed[0].diff_hunk
+
+    reacted = client.rest.reactions.create_for_pull_request_review_comment(
+        "octo", "hello", on_diff, content="eyes"
+    )
+    assert reacted.status_code == 201
+    assert sim.reactions(REPO) == [(f"review_comment:{on_diff}", "eyes", "codex-app[bot]")]
+
+
+def test_issue_comments_since(sim: GitHubSim) -> None:
+    number = sim.create_issue(REPO, "t", "b")
+    old, new = (sim.add_comment(REPO, number, body, "alice") for body in ("old", "new"))
+    state = sim._state  # backdate one comment: GitHub's `since` has one-second resolution
+    hour_ago = state.comments[old].updated_at - timedelta(hours=1)
+    state.comments[old].created_at = state.comments[old].updated_at = hour_ago
+    client = installation_client(sim)
+    url = f"{sim.url}/repos/{REPO}/issues/{number}/comments"
+
+    def since(value: datetime) -> list[int]:
+        found = client.rest.issues.list_comments("octo", "hello", number, since=value)
+        return [c.id for c in items(found.parsed_data)]
+
+    def since_raw(value: str) -> list[int]:
+        headers = {"Authorization": f"token {sim.tokens_issued[-1]}"}
+        answer = httpx.get(url, params={"since": value}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return [c["id"] for c in answer.json()]
+
+    updated = sim.comments(REPO, number)[1]["updated_at"]
+    moment = datetime.fromisoformat(updated.replace("Z", "+00:00"))
+    assert since(moment) == [new]  # "at or after": the same second counts
+    assert since(moment + timedelta(seconds=1)) == []
+    assert since(hour_ago - timedelta(seconds=1)) == [old, new]
+    assert since_raw(updated) == [new]
+    assert since_raw(updated.replace("Z", "+00:00")) == [new]
+    assert since_raw(iso_in(hours=1)) == []
+    assert since_raw("2000-01-01T00:00:00") == [old, new]  # no zone: UTC
+    client.rest.issues.update_comment("octo", "hello", old, body="old, edited")
+    assert since(moment) == [old, new]  # an edit counts as an update
+    bad = httpx.get(
+        url,
+        params={"since": "yesterday"},
+        headers={"Authorization": f"token {sim.tokens_issued[-1]}"},
+    )
+    assert bad.status_code == 422
+
+
+def test_fork_pull_requests(sim: GitHubSim) -> None:
+    fork = sim.create_fork(REPO, "mallory")
+    assert fork == "mallory/hello" and sim.repos[fork].parent == REPO
+    assert sim.git(fork, "rev-parse", "main") == sim.git(REPO, "rev-parse", "main")
+    sha = sim.commit(fork, "patch", {"src/app.py": "print('patched')\n"}, "Patch")
+    assert sim.git(REPO, "branch", "--list", "patch") == ""  # only in the fork
+    number = sim.create_pull(
+        REPO, "From a fork", "patch", head_repo=fork, maintainer_can_modify=True
+    )
+    (row,) = sim.pulls(REPO)
+    assert row | {"number": 0} == {
+        "number": 0,
+        "title": "From a fork",
+        "body": "",
+        "head": "patch",
+        "base": "main",
+        "draft": False,
+        "state": "open",
+        "user": "mallory",
+        "labels": [],
+        "head_sha": sha,
+        "head_repo": fork,
+        "maintainer_can_modify": True,
+    }
+    assert sim.git(REPO, "rev-parse", f"refs/pull/{number}/head").strip() == sha
+
+    client = installation_client(sim)
+    pull = client.rest.pulls.get("octo", "hello", number).parsed_data
+    assert pull.head.repo is not None
+    assert (pull.head.label, pull.head.ref, pull.head.sha) == ("mallory:patch", "patch", sha)
+    assert (pull.head.repo.full_name, pull.head.repo.fork) == (fork, True)
+    assert pull.head.repo.owner is not None and pull.head.repo.owner.login == "mallory"
+    assert pull.head.user is not None and pull.head.user.login == "mallory"
+    assert (pull.base.label, pull.base.repo.full_name, pull.base.repo.fork) == (
+        "octo:main",
+        REPO,
+        False,
+    )
+    assert (pull.commits, pull.changed_files, pull.maintainer_can_modify) == (1, 1, True)
+    assert pull.user.login == "mallory"
+    listed = client.rest.pulls.list("octo", "hello", head="mallory:patch").parsed_data
+    assert [p.number for p in listed] == [number]
+    assert client.rest.pulls.list("octo", "hello", head="octo:patch").parsed_data == []
+
+    moved = sim.commit(fork, "patch", {"NEW.md": "new\n"}, "More")
+    again = client.rest.pulls.get("octo", "hello", number).parsed_data
+    assert (again.head.sha, again.commits) == (moved, 2)
+
+    with pytest.raises(RequestFailed) as duplicate:
+        client.rest.pulls.create("octo", "hello", title="x", head="mallory:patch", base="main")
+    assert duplicate.value.response.json()["errors"][0]["message"] == (
+        "A pull request already exists for mallory:patch."
+    )
+    sim.commit(fork, "other", {"b.txt": "b\n"})
+    by_api = client.rest.pulls.create(
+        "octo", "hello", title="API", head="mallory:other", base="main"
+    ).parsed_data
+    assert by_api.head.repo is not None and by_api.head.repo.full_name == fork
+    assert by_api.maintainer_can_modify is False
+    assert sim.pulls(REPO)[-1]["head_repo"] == fork
+    sim.commit(fork, "third", {"d.txt": "d\n"})
+    by_label = sim.create_pull(REPO, "Label form", "mallory:third")
+    assert sim.pulls(REPO)[-1]["number"] == by_label
+    sim.commit(REPO, "patch-2", {"c.txt": "c\n"})
+    same_repo = sim.create_pull(REPO, "Same", "patch-2", maintainer_can_modify=True)
+    assert sim.pulls(REPO)[-1]["maintainer_can_modify"] is False  # only forks have the box
+    assert sim.pulls(REPO)[-1]["number"] == same_repo
+
+    with pytest.raises(ValueError, match="no fork"):
+        sim.create_pull(REPO, "x", "nobody:patch")
+    sim.create_repo("eve/hello-elsewhere", {"README.md": "x\n"})
+    with pytest.raises(ValueError, match="fork network"):
+        sim.create_pull(REPO, "x", "main", head_repo="eve/hello-elsewhere")
+
+
+def test_a_fork_is_out_of_the_installations_reach(sim: GitHubSim) -> None:
+    fork = sim.create_fork(REPO, "mallory")
+    client = installation_client(sim, ["hello"])
+    with pytest.raises(RequestFailed) as rest:
+        client.rest.repos.get("mallory", "hello")
+    assert status_of(rest) == 403
+    app = app_client(sim)  # keep a reference: githubkit's namespaces hold weak ones
+    with pytest.raises(RequestFailed) as not_installed:
+        app.rest.apps.get_repo_installation("mallory", "hello")
+    assert status_of(not_installed) == 404
+    with pytest.raises(KeyError):
+        sim.installation_id("mallory")
+    with pytest.raises(ValueError, match="not installed"):
+        sim.webhook_payload("issues", "opened", fork, sender="mallory")
+    assert sim.create_fork(REPO, "trudy", name="copy") == "trudy/copy"
+    with pytest.raises(ValueError, match="already exists"):
+        sim.create_fork(REPO, "mallory")
 
 
 def test_contents_refs_and_branches(sim: GitHubSim) -> None:
@@ -525,6 +699,76 @@ def test_a_workflow_push_needs_the_workflows_permission(tmp_path: Path) -> None:
         assert accepted.returncode == 0, accepted.stderr
 
 
+def ls_remote(sim: GitHubSim, full_name: str, token: str, ref: str) -> str:
+    listed = git("ls-remote", sim.clone_url(full_name), ref, token=token)
+    assert listed.returncode == 0, listed.stderr
+    return listed.stdout.split("\t")[0]
+
+
+def test_refs_pull_head_follows_pushes_over_http(sim: GitHubSim, tmp_path: Path) -> None:
+    first = sim.commit(REPO, "feature", {"a.txt": "a\n"})
+    number = sim.create_pull(REPO, "Feature", "feature")
+    token = sim.issue_token("octo", ["hello"], {"contents": "write"})
+    assert ls_remote(sim, REPO, token, f"refs/pull/{number}/head") == first
+
+    work = tmp_path / "work"
+    assert git("clone", "-q", sim.clone_url(REPO), str(work), token=token).returncode == 0
+    fetched = git("fetch", "origin", f"refs/pull/{number}/head", cwd=work, token=token)
+    assert fetched.returncode == 0, fetched.stderr
+    assert git("rev-parse", "FETCH_HEAD", cwd=work).stdout.strip() == first
+    assert git("checkout", "-q", "FETCH_HEAD", cwd=work).returncode == 0
+    (work / "b.txt").write_text("b\n")
+    assert git("add", "-A", cwd=work).returncode == 0
+    assert git("commit", "-q", "-m", "more", cwd=work).returncode == 0
+    pushed = git("push", "origin", "HEAD:refs/heads/feature", cwd=work, token=token)
+    assert pushed.returncode == 0, pushed.stderr
+    second = git("rev-parse", "HEAD", cwd=work).stdout.strip()
+    assert sim.pulls(REPO)[0]["head_sha"] == second  # followed at push time
+    assert sim.git(REPO, "rev-parse", f"refs/pull/{number}/head").strip() == second
+    assert ls_remote(sim, REPO, token, f"refs/pull/{number}/head") == second
+
+    hidden = git("push", "origin", f"HEAD~1:refs/pull/{number}/head", cwd=work, token=token)
+    assert hidden.returncode != 0 and "hidden ref" in hidden.stderr  # as on GitHub
+    assert ls_remote(sim, REPO, token, f"refs/pull/{number}/head") == second
+
+    sim.close_issue(REPO, number)  # a closed pull request keeps its last head
+    third = sim.commit(REPO, "feature", {"c.txt": "c\n"})
+    assert ls_remote(sim, REPO, token, f"refs/pull/{number}/head") == second
+    assert sim.pulls(REPO)[0]["head_sha"] == second != third
+
+    client = installation_client(sim)
+    by_api = client.rest.pulls.create("octo", "hello", title="API", head="feature", base="main")
+    assert ls_remote(sim, REPO, token, f"refs/pull/{by_api.parsed_data.number}/head") == third
+
+
+def test_fork_heads_are_fetchable_from_the_base_but_the_fork_is_not(
+    sim: GitHubSim, tmp_path: Path
+) -> None:
+    fork = sim.create_fork(REPO, "mallory")
+    sha = sim.commit(fork, "patch", {"src/app.py": "print('patched')\n"})
+    number = sim.create_pull(REPO, "Patch", "patch", head_repo=fork)
+    token = sim.issue_token("octo", ["hello"], {"contents": "write"})
+    work = tmp_path / "work"
+    assert git("clone", "-q", sim.clone_url(REPO), str(work), token=token).returncode == 0
+    ref = f"refs/pull/{number}/head"
+    fetched = git("fetch", "origin", f"{ref}:pr", cwd=work, token=token)
+    assert fetched.returncode == 0, fetched.stderr
+    assert git("rev-parse", "pr", cwd=work).stdout.strip() == sha
+    shown = git("show", "pr:src/app.py", cwd=work).stdout
+    assert shown == "print('patched')\n"
+
+    moved = sim.commit(fork, "patch", {"src/app.py": "print('again')\n"})
+    assert ls_remote(sim, REPO, token, ref) == moved
+    sim.git(fork, "update-ref", "refs/heads/patch", sha)  # a force-push, behind the sim's back
+    assert ls_remote(sim, REPO, token, ref) == sha  # noticed when the base is read
+
+    cloned = git("clone", sim.clone_url(fork), str(tmp_path / "fork"), token=token)
+    assert cloned.returncode != 0 and sim.requests[-1].status == 404
+    pushed = git("push", sim.clone_url(fork), "HEAD:refs/heads/x", cwd=work, token=token)
+    assert pushed.returncode != 0 and sim.requests[-1].status == 404
+    assert sim.pushes == []
+
+
 # -- webhooks ---------------------------------------------------------------------------------
 def test_issues_labeled_payload_carries_simulator_state(sim: GitHubSim) -> None:
     number = sim.create_issue(REPO, "Broken", "It breaks.", user="alice", labels=["bug"])
@@ -607,6 +851,147 @@ def test_review_comment_payload(sim: GitHubSim) -> None:
     assert payload["pull_request"]["base"]["ref"] == "main"
     parsed = parse_obj("pull_request_review_comment", payload)
     assert parsed.comment.id == review
+
+
+def test_review_comment_payload_from_a_body_on_a_fork_pull(sim: GitHubSim) -> None:
+    calc = "def add(a, b):\n    return a - b\n"
+    sim.commit(REPO, "main", {"calc.py": calc})
+    fork = sim.create_fork(REPO, "mallory")
+    head = sim.commit(fork, "fix", {"calc.py": calc + "\n\nX = add(1, 2)\n"})
+    number = sim.create_pull(REPO, "Fix", "fix", head_repo=fork, body="Please", draft=True)
+    payload = sim.webhook_payload(
+        "pull_request_review_comment",
+        "created",
+        REPO,
+        sender="alice",
+        number=number,
+        comment_body="/codex use sum()",
+        path="calc.py",
+        line=3,
+    )
+    comment = payload["comment"]
+    (stored,) = sim.review_comments(REPO, number)
+    assert (comment["id"], comment["body"], comment["path"], comment["line"]) == (
+        stored["id"],
+        "/codex use sum()",
+        "calc.py",
+        3,
+    )
+    assert comment["user"]["login"] == "alice" == stored["user"]
+    assert comment["diff_hunk"] == "@@ -1,2 +1,5 @@\n def add(a, b):\n     return a - b\n+"
+    assert comment["commit_id"] == head and "in_reply_to_id" not in comment
+    pull = payload["pull_request"]
+    assert (pull["number"], pull["title"], pull["body"], pull["state"], pull["draft"]) == (
+        number,
+        "Fix",
+        "Please",
+        "open",
+        True,
+    )
+    assert pull["user"]["login"] == "mallory"
+    assert (pull["head"]["ref"], pull["head"]["sha"], pull["head"]["label"]) == (
+        "fix",
+        head,
+        "mallory:fix",
+    )
+    assert (pull["head"]["repo"]["full_name"], pull["head"]["repo"]["fork"]) == (fork, True)
+    assert (pull["base"]["ref"], pull["base"]["repo"]["full_name"]) == ("main", REPO)
+    assert payload["repository"]["full_name"] == REPO
+    parsed = parse_obj("pull_request_review_comment", payload)
+    assert parsed.comment.id == stored["id"] and parsed.pull_request.head.repo is not None
+    assert parsed.pull_request.head.repo.full_name == fork
+
+    on_pull = sim.webhook_payload(
+        "issue_comment",
+        "created",
+        REPO,
+        sender="alice",
+        number=number,
+        comment_body="/codex fix",
+        pull=True,
+    )
+    pull_link = on_pull["issue"]["pull_request"]
+    assert pull_link["url"] == f"{sim.url}/repos/{REPO}/pulls/{number}"
+    assert pull_link["html_url"] == f"{sim.url}/{REPO}/pull/{number}"
+    assert on_pull["issue"]["comments"] == 1  # the new comment is counted
+    assert parse_obj("issue_comment", on_pull).issue.pull_request is not None
+
+    pushed = sim.commit(fork, "fix", {"calc.py": calc + "\n\nX = add(2, 2)\n"})
+    synced = sim.webhook_payload(
+        "pull_request", "synchronize", REPO, sender="mallory", number=number
+    )
+    head_side = synced["pull_request"]["head"]
+    assert (head_side["sha"], head_side["repo"]["full_name"]) == (pushed, fork)
+    assert synced["pull_request"]["maintainer_can_modify"] is False
+    assert parse_obj("pull_request", synced).pull_request.head.sha == pushed
+
+
+def test_issue_comment_edited_and_deleted_payloads(sim: GitHubSim) -> None:
+    number = sim.create_issue(REPO, "t", "b")
+    comment = sim.add_comment(REPO, number, "/codex fix", "alice")
+    edited = sim.webhook_payload(
+        "issue_comment",
+        "edited",
+        REPO,
+        sender="alice",
+        number=number,
+        comment_id=comment,
+        comment_body="/codex fix quickly",
+    )
+    assert edited["comment"]["body"] == "/codex fix quickly"
+    assert edited["changes"] == {"body": {"from": "/codex fix"}}
+    assert sim.comments(REPO, number)[0]["body"] == "/codex fix quickly"  # applied
+    assert parse_obj("issue_comment", edited).action == "edited"
+
+    deleted = sim.webhook_payload(
+        "issue_comment", "deleted", REPO, sender="alice", number=number, comment_id=comment
+    )
+    assert (deleted["comment"]["id"], deleted["comment"]["body"]) == (
+        comment,
+        "/codex fix quickly",
+    )
+    assert sim.comments(REPO, number) == []  # applied
+    assert parse_obj("issue_comment", deleted).action == "deleted"
+
+    fresh = sim.webhook_payload(
+        "issue_comment",
+        "edited",
+        REPO,
+        sender="alice",
+        number=number,
+        comment_body="now",
+        previous_body="before",
+    )
+    assert fresh["changes"] == {"body": {"from": "before"}}
+    assert [c["body"] for c in sim.comments(REPO, number)] == ["now"]
+    gone = sim.webhook_payload(
+        "issue_comment", "deleted", REPO, sender="alice", number=number, comment_body="bye"
+    )
+    assert gone["comment"]["body"] == "bye"
+    assert [c["body"] for c in sim.comments(REPO, number)] == ["now"]
+
+
+def test_closed_issues_bot_senders_and_unlabeled(sim: GitHubSim) -> None:
+    number = sim.create_issue(REPO, "Old", "b", labels=["codex"])
+    sim.close_issue(REPO, number)
+    assert (sim.issue(REPO, number)["state"], sim.issue(REPO, number)["state_reason"]) == (
+        "closed",
+        "completed",
+    )
+    payload = sim.webhook_payload(
+        "issues", "unlabeled", REPO, sender="dependabot[bot]", number=number, label="codex"
+    )
+    assert payload["issue"]["state"] == "closed" and payload["issue"]["closed_at"]
+    assert payload["issue"]["labels"] == [] and payload["label"]["name"] == "codex"
+    assert (payload["sender"]["login"], payload["sender"]["type"]) == ("dependabot[bot]", "Bot")
+    assert parse_obj("issues", payload).action == "unlabeled"
+    comment = sim.webhook_payload(
+        "issue_comment", "created", REPO, sender="bob", number=number, comment_body="hi"
+    )
+    assert comment["issue"]["state"] == "closed"
+    assert (comment["sender"]["type"], comment["comment"]["user"]["type"]) == ("User", "User")
+    client = installation_client(sim)
+    assert client.rest.issues.get("octo", "hello", number).parsed_data.state == "closed"
 
 
 @pytest.mark.parametrize(

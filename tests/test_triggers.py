@@ -208,3 +208,23 @@ def test_every_published_example_is_answered_with_a_2xx(system: System) -> None:
         for action, payload in system.github.example_payloads(event):
             status = system.deliver(event, payload)
             assert 200 <= status < 300, f"{event}.{action} got {status}\n{system.logs()}"
+
+
+def test_a_change_to_workflows_is_refused_with_the_reason_and_nothing_pushed(
+    system: System,
+) -> None:
+    repo = new_repo(system)
+    number = system.github.create_issue(repo, "Add CI please", "Add a workflow.", user="alice")
+    system.openai.script(
+        "Add CI please",
+        [
+            [shell("mkdir -p .github/workflows && echo 'on: push' > .github/workflows/ci.yml")],
+            [finish("Added CI.")],
+        ],
+    )
+    assert label(system, repo, number) == 202
+    failed = status_comment(system, repo, number, "The task failed")
+    assert ".github/workflows/ci.yml: workflow files cannot be changed" in failed["body"]
+    assert "comment `/codex fix` to try again" in failed["body"]
+    assert system.github.pulls(repo) == []
+    assert not [p for p in system.github.pushes if p.full_name == repo]

@@ -107,7 +107,11 @@ class TaskRun:
         except Exception as error:
             log.exception("task %s failed", task.job_id)
             message = self._explain(error)
-            await self._finish(github, TaskStatus.FAILED, f"❌ The task failed: {message}")
+            text = (
+                f"❌ The task failed: {message}\n\n"
+                "Nothing was published. Fix the cause, then comment `/codex fix` to try again."
+            )
+            await self._finish(github, TaskStatus.FAILED, text)
             return f"failed: {message}"
         finally:
             try:
@@ -212,8 +216,7 @@ class TaskRun:
             duration=time.monotonic() - self.started,
             stop_reason=outcome.stop_reason,
         )
-        tokens = work.worklog.input_tokens + work.worklog.output_tokens
-        took = f"{time.monotonic() - self.started:.0f} s, {tokens} tokens"
+        took = self._took(work.worklog)
         if plan.mode == "same_branch":
             try:
                 await gitops.push(work.checkout, url, secret, plan.push_branch, force=False)
@@ -250,6 +253,14 @@ class TaskRun:
         text = f"✅ Draft PR ready for review: {pull.url}\n\n{summary}\n\n<sub>{took}</sub>"
         await self._finish(github, TaskStatus.DONE, text)
         return f"pr #{pull.number}"
+
+    def _took(self, worklog: WorkLog) -> str:
+        used_in, used_out = worklog.input_tokens, worklog.output_tokens
+        cost = self.settings.cost(used_in, used_out)
+        return (
+            f"{time.monotonic() - self.started:.0f} s · {used_in + used_out} tokens "
+            f"({used_in} in, {used_out} out) · ≈ ${cost:.4f}"
+        )
 
     async def _collect_diff(self, sandbox: DockerSandbox, base: str) -> bytes:
         diff = await sandbox.read(

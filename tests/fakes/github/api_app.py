@@ -66,6 +66,8 @@ def _installation_obj(template: dict[str, Any], inst: Installation, state: State
 
 
 def get_repo_installation(call: Call) -> Reply:
+    if call.repo.installation_id is None:  # e.g. someone's fork
+        raise ApiError(404, "Not Found")
     inst = call.state.installations[call.repo.installation_id]
     return Reply(200, _installation_obj(example("installation"), inst, call.state))
 

@@ -6,6 +6,7 @@ only callers holding installation tokens are the App itself.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import ApiError, custom, invalid
@@ -49,6 +50,18 @@ def find_comment(call: Call, kind: str = "issue") -> Comment:
     return found
 
 
+def since_param(call: Call) -> datetime | None:
+    """`?since=` (ISO 8601): GitHub lists what was updated at or after it, to the second."""
+    raw = call.query.get("since")
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid("Issue", "since") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
 def bot(call: Call) -> str:
     return call.state.app.bot_login
 
@@ -86,20 +99,19 @@ def update_issue(call: Call) -> Reply:
 
 def list_comments(call: Call) -> Reply:
     issue = find_issue(call)
-    since = call.query.get("since")
+    since = since_param(call)
     with call.state.lock:
         found = sorted(
             (
                 c
                 for c in call.state.comments.values()
-                if c.kind == "issue" and (c.full_name, c.number) == (issue.full_name, issue.number)
+                if c.kind == "issue"
+                and (c.full_name, c.number) == (issue.full_name, issue.number)
+                and (since is None or c.updated_at.replace(microsecond=0) >= since)
             ),
             key=lambda c: c.id,
         )
-    shaped = [comment_into(example("issue-comment"), c, call.state) for c in found]
-    if since:
-        shaped = [c for c in shaped if c["updated_at"] >= since]
-    return paginate(call, shaped)
+    return paginate(call, [comment_into(example("issue-comment"), c, call.state) for c in found])
 
 
 def create_comment(call: Call) -> Reply:

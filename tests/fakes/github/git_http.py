@@ -3,7 +3,8 @@
 Like github.com: Basic auth with user `x-access-token` and a live installation token is
 required for every request (401 + `WWW-Authenticate: Basic realm="GitHub"` otherwise); a
 push additionally needs `contents: write`, and touching `.github/workflows/` needs the
-`workflows` permission (enforced by the repo's pre-receive hook). Pushes are recorded.
+`workflows` permission (enforced by the repo's pre-receive hook). Pushes are recorded, and
+pull requests follow them (`refs/pull/<n>/head` included: fetchable, never pushable).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs
 
-from . import gitrepo
+from . import gitrepo, pullrefs
 from .auth import covers, live_token
 from .records import PushRecord, Token
 from .state import State
@@ -35,9 +37,16 @@ def _basic_token(header: str | None) -> str | None:
 
 
 def serve(
-    handler: BaseHTTPRequestHandler, state: State, owner: str, name: str, rest: str, query: str
-) -> tuple[int, str]:
-    """Answer one git request; returns (status, auth kind) for the request log."""
+    handler: BaseHTTPRequestHandler,
+    state: State,
+    owner: str,
+    name: str,
+    rest: str,
+    query: str,
+    record: Callable[[int, str], None],
+) -> None:
+    """Answer one git request. `record(status, auth kind)` logs it before the reply goes
+    out, so a test that reads `sim.requests` / `sim.pushes` after git exits sees it."""
     body = read_body(handler)
     full_name = f"{owner}/{name}"
     value = _basic_token(handler.headers.get("Authorization"))
@@ -45,22 +54,31 @@ def serve(
     kind = (
         "installation" if token else ("invalid" if handler.headers.get("Authorization") else "none")
     )
+
+    def reply(status: int, payload: bytes, headers: dict[str, str]) -> None:
+        record(status, kind)
+        send(handler, status, payload, headers)
+
     if token is None:
-        send(handler, 401, b"Invalid username or token.\n", CHALLENGE)
-        return 401, kind
+        reply(401, b"Invalid username or token.\n", CHALLENGE)
+        return
     repo = state.repos.get(full_name)
     if repo is None or not covers(token, repo):
-        send(handler, 404, b"Repository not found.\n", {"Content-Type": "text/plain"})
-        return 404, kind
+        reply(404, b"Repository not found.\n", {"Content-Type": "text/plain"})
+        return
     pushing = rest == "/git-receive-pack" or "git-receive-pack" in parse_qs(query).get(
         "service", []
     )
     if not token.allows("contents", "write" if pushing else "read"):
         message = f"Permission to {full_name}.git denied to {state.app.bot_login}.\n"
-        send(handler, 403, message.encode(), {"Content-Type": "text/plain"})
-        return 403, kind
+        reply(403, message.encode(), {"Content-Type": "text/plain"})
+        return
+    if not pushing:  # what a fetch sees: refs/pull/<n>/head up to date (also for forks' heads)
+        pullrefs.sync_repo(state, full_name)
     before = gitrepo.refs(repo.path) if rest == "/git-receive-pack" else {}
-    status = _run_backend(handler, state, token, f"/{owner}/{name}.git{rest}", query, body)
+    status, payload, headers = _run_backend(
+        handler, state, token, f"/{owner}/{name}.git{rest}", query, body
+    )
     if rest == "/git-receive-pack" and body != b"0000":  # "0000": git's auth probe
         after = gitrepo.refs(repo.path)
         updates = tuple(
@@ -70,7 +88,9 @@ def serve(
         )
         with state.lock:
             state.pushes.append(PushRecord(full_name, token.token, updates, status))
-    return status, kind
+        if updates:
+            pullrefs.sync_repo(state, full_name)
+    reply(status, payload, headers)
 
 
 def _run_backend(
@@ -80,7 +100,8 @@ def _run_backend(
     path_info: str,
     query: str,
     body: bytes,
-) -> int:
+) -> tuple[int, bytes, dict[str, str]]:
+    """Run `git http-backend` (CGI) and parse its answer; nothing is sent yet."""
     env = gitrepo.git_env(
         {
             "GIT_PROJECT_ROOT": str(state.root / "git"),
@@ -119,5 +140,4 @@ def _run_backend(
             headers[key.strip()] = value.strip()
     if done.returncode != 0 and not sep:
         status, payload = 500, done.stderr
-    send(handler, status, payload, headers)
-    return status
+    return status, payload, headers

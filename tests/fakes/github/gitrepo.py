@@ -3,12 +3,14 @@
 Repositories are ordinary bare repos under the simulator's root, so clones and pushes are
 real git, and the REST answers about refs, contents and pull requests are read from them.
 This module creates them (with the pre-receive hook that mimics GitHub's `workflows`
-permission check) and wraps the few read-only git queries the API needs.
+permission check), forks them, keeps pull request refs, and wraps the few read-only git
+queries the API needs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Mapping
@@ -71,6 +73,17 @@ def run_git(
     return done.stdout.decode()
 
 
+def _configure(path: Path) -> None:
+    """What makes a bare repo behave like one on GitHub: pushable over smart HTTP, the
+    `workflows` check, and `refs/pull/*` read-only (GitHub hides them from receive-pack, so
+    a push to one is refused with "deny updating a hidden ref")."""
+    run_git(path, "config", "http.receivepack", "true")
+    run_git(path, "config", "receive.hideRefs", "refs/pull")
+    hook = path / "hooks" / "pre-receive"
+    hook.write_text(PRE_RECEIVE)
+    hook.chmod(0o755)
+
+
 def create_bare(path: Path, files: Mapping[str, str | bytes], default_branch: str) -> None:
     """A bare repo with one initial commit of `files`, pushable over smart HTTP."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,11 +93,40 @@ def create_bare(path: Path, files: Mapping[str, str | bytes], default_branch: st
         env=git_env(),
         capture_output=True,
     )
-    run_git(path, "config", "http.receivepack", "true")
-    hook = path / "hooks" / "pre-receive"
-    hook.write_text(PRE_RECEIVE)
-    hook.chmod(0o755)
+    _configure(path)
     commit_files(path, default_branch, files, "Initial commit", parent=None)
+
+
+def clone_bare(source: Path, path: Path) -> None:
+    """A fork: a bare copy of `source`'s branches and tags (not its `refs/pull/*`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["git", "clone", "--bare", "-q", "--no-hardlinks", str(source), str(path)],
+        check=True,
+        env=git_env(),
+        capture_output=True,
+    )
+    run_git(path, "remote", "remove", "origin")
+    _configure(path)
+
+
+def set_ref(git_dir: Path, ref: str, sha: str, source: Path | None = None) -> None:
+    """Point `ref` at `sha`, first fetching the objects from `source` (another bare repo of
+    the fork network: GitHub shares objects between them, the simulator copies)."""
+    if source is not None and source != git_dir:
+        run_git(
+            git_dir,
+            "-c",
+            "protocol.version=2",  # v2 serves any object by id, not only branch tips
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--no-write-fetch-head",
+            str(source),
+            f"+{sha}:{ref}",
+        )
+    else:
+        run_git(git_dir, "update-ref", ref, sha)
 
 
 def commit_files(
@@ -200,3 +242,38 @@ def commit_info(git_dir: Path, sha: str) -> dict[str, str]:
     )
     values = run_git(git_dir, "log", "-1", f"--format={fmt}", sha).split("\x00")
     return dict(zip(keys, (v.strip() for v in values), strict=True))
+
+
+_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+
+
+def diff_hunk(git_dir: Path, base: str, head: str, path: str, line: int) -> str:
+    """GitHub's `diff_hunk` of a review comment on `line` (new side) of `path`: the pull
+    request's diff hunk holding that line, from its `@@` header down to the line. A line
+    outside the diff gets a one-line hunk of its own."""
+    try:
+        out = run_git(
+            git_dir, "diff", "--no-color", "--no-ext-diff", f"{base}...{head}", "--", path
+        )
+    except subprocess.CalledProcessError:
+        out = ""
+    hunk: list[str] = []
+    number = 0
+    for text in out.splitlines():
+        header = _HUNK.match(text)
+        if header is not None:
+            hunk, number = [text], int(header[1]) - 1
+            continue
+        if not hunk:
+            continue  # the file header (diff --git, index, ---, +++)
+        hunk.append(text)
+        if text.startswith(("+", " ")):
+            number += 1
+            if number == line:
+                return "\n".join(hunk)
+    try:
+        content = run_git(git_dir, "show", f"{head}:{path}").splitlines()
+    except subprocess.CalledProcessError:
+        content = []
+    shown = f"\n {content[line - 1]}" if 0 < line <= len(content) else ""
+    return f"@@ -{line},1 +{line},1 @@{shown}"

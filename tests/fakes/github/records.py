@@ -87,11 +87,12 @@ class Repo:
     path: Path
     default_branch: str
     private: bool
-    installation_id: int
+    installation_id: int | None  # None: the App is not installed there (someone's fork)
     created_at: datetime
     roles: dict[str, str] = field(default_factory=dict)
     labels: dict[str, int] = field(default_factory=dict)  # name -> label id
     next_number: int = 1
+    parent: str | None = None  # full name of the repository this one is a fork of
 
     @property
     def full_name(self) -> str:
@@ -107,6 +108,8 @@ class PullInfo:
     head_sha: str
     base_sha: str
     merged: bool = False
+    head_repo: str | None = None  # full name of a fork holding the head branch; None: same repo
+    maintainer_can_modify: bool = False
 
 
 @dataclass
@@ -152,6 +155,7 @@ class Comment:
     path: str | None = None
     line: int | None = None
     commit_id: str | None = None
+    diff_hunk: str | None = None  # review comments: the diff up to `line`, as when made
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -162,6 +166,7 @@ class Comment:
             "updated_at": iso(self.updated_at),
             "path": self.path,
             "line": self.line,
+            "diff_hunk": self.diff_hunk,
         }
 
 

@@ -2,7 +2,7 @@
 
 Requests for `/{owner}/{repo}.git/...` go to git; everything else to the REST route table.
 Before either, an injected fault (see `GitHubSim.fail`) may answer instead. Every request is
-recorded with its status and the kind of credentials it carried.
+recorded with its status and the kind of credentials it carried, before its answer is sent.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a simulator bug: answer 500 and show it, don't drop the socket
             traceback.print_exc()
             self.close_connection = True
-            send_json(self, 500, ApiError(500).body())
             self._record(state, urlsplit(self.path).path, 500, "none")
+            send_json(self, 500, ApiError(500).body())
 
     def _serve(self, state: State) -> None:
         split = urlsplit(self.path)
@@ -65,16 +65,21 @@ class _Handler(BaseHTTPRequestHandler):
         fault = state.take_fault(self.command, path)
         if fault is not None:
             read_body(self)
-            send_json(self, fault.status, ApiError(fault.status).body())
             caller = identify(state, self.headers.get("Authorization"))
             self._record(state, path, fault.status, caller.kind)
+            send_json(self, fault.status, ApiError(fault.status).body())
             return
         git = GIT_PATH.fullmatch(path)
         if git is not None:
-            status, git_auth = git_http.serve(
-                self, state, git["owner"], git["name"], git["rest"] or "/", split.query
+            git_http.serve(
+                self,
+                state,
+                git["owner"],
+                git["name"],
+                git["rest"] or "/",
+                split.query,
+                lambda status, kind: self._record(state, path, status, kind),
             )
-            self._record(state, path, status, git_auth)
             return
         reply, kind = dispatch(
             state,
@@ -86,8 +91,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Authorization"),
         )
         headers = {"X-GitHub-Request-Id": f"SIM:{len(state.requests) + 1}", **reply.headers}
+        self._record(state, path, reply.status, kind)  # first: tests read it once answered
         send_json(self, reply.status, reply.body, headers)
-        self._record(state, path, reply.status, kind)
 
     def _record(self, state: State, path: str, status: int, kind: str) -> None:
         state.record(RecordedRequest(self.command, path, status, kind))

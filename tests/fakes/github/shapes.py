@@ -101,7 +101,7 @@ def repo_into(template: dict[str, Any], repo: Repo, state: State) -> dict[str, A
         private=repo.private,
         html_url=f"{base}/{full}",
         url=f"{base}/repos/{full}",
-        fork=False,
+        fork=repo.parent is not None,
     )
     template["owner"] = user_into(template.get("owner"), state.user(repo.owner), state)
     template.update(visibility="private" if repo.private else "public", topics=[])

@@ -1,15 +1,15 @@
 """Dress GitHub's examples for issues, pull requests, comments and reactions.
 
 Shared by the REST handlers and the webhook payload builder, so a webhook's `issue` and the
-API's issue agree field for field. Pull request refs and shas are read from the bare repo
-at the time of the call, like GitHub does after a push.
+API's issue agree field for field. Pull request refs and shas are read from the bare repos
+at the time of the call, like GitHub does after a push (see `pullrefs`).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import gitrepo
+from . import gitrepo, pullrefs
 from .openapi import example
 from .records import REACTIONS, Comment, Issue, Reaction, Repo
 from .shapes import label_obj, node_id, repo_into, set_present, stamp, user_into
@@ -150,7 +150,7 @@ def review_comment_into(template: dict[str, Any], comment: Comment, state: State
         user=user_into(template.get("user"), state.user(comment.user), state),
         commit_id=comment.commit_id or "",
         original_commit_id=comment.commit_id or "",
-        diff_hunk=f"@@ -{line} +{line} @@",
+        diff_hunk=comment.diff_hunk or f"@@ -{line},1 +{line},1 @@",
         author_association=state.author_association(repo, comment.user),
         _links={
             "self": {"href": f"{api}/pulls/comments/{comment.id}"},
@@ -186,23 +186,13 @@ def _branch_side(
     return template
 
 
-def refresh_shas(issue: Issue, repo: Repo) -> None:
-    """Follow the branches: a PR's head/base sha are the branch tips, once they exist."""
-    assert issue.pull is not None
-    head = gitrepo.branch_sha(repo.path, issue.pull.head)
-    base = gitrepo.branch_sha(repo.path, issue.pull.base)
-    if head is not None:
-        issue.pull.head_sha = head
-    if base is not None:
-        issue.pull.base_sha = base
-
-
 def pull_into(template: dict[str, Any], issue: Issue, state: State) -> dict[str, Any]:
     """A pull request object (full, or the "simple" list shape — whichever `template` is)."""
     pull = issue.pull
     assert pull is not None
     repo = state.repo(issue.full_name)
-    refresh_shas(issue, repo)
+    head_repo = pullrefs.head_repo(state, issue)
+    pullrefs.sync(state, [issue])
     api = f"{state.base_url}/repos/{repo.full_name}"
     web = f"{state.base_url}/{repo.full_name}/pull/{issue.number}"
     template.update(
@@ -233,7 +223,7 @@ def pull_into(template: dict[str, Any], issue: Issue, state: State) -> dict[str,
         assignees=[],
         requested_reviewers=[],
         requested_teams=[],
-        head=_branch_side(template["head"], repo, pull.head, pull.head_sha, state),
+        head=_branch_side(template["head"], head_repo, pull.head, pull.head_sha, state),
         base=_branch_side(template["base"], repo, pull.base, pull.base_sha, state),
         _links={
             "self": {"href": f"{api}/pulls/{issue.number}"},
@@ -263,7 +253,7 @@ def pull_into(template: dict[str, Any], issue: Issue, state: State) -> dict[str,
             merged_by=None,
             comments=_comment_count(issue, state, "issue"),
             review_comments=_comment_count(issue, state, "review"),
-            maintainer_can_modify=False,
+            maintainer_can_modify=pull.maintainer_can_modify,
             commits=gitrepo.commit_count(repo.path, pull.base_sha, pull.head_sha),
             additions=additions,
             deletions=deletions,

@@ -20,7 +20,7 @@ import httpx
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from . import gitrepo, hookshot, webhooks
+from . import gitrepo, hookshot, pullrefs, webhooks
 from .auth import mint
 from .records import (
     ROLES,
@@ -150,6 +150,22 @@ class GitHubSim:
         gitrepo.create_bare(path, files, default_branch)
         return self._state.add_repo(full_name, path, default_branch, private)
 
+    def create_fork(self, full_name: str, fork_owner: str, name: str | None = None) -> str:
+        """`fork_owner`'s fork of `full_name` (a bare copy of its branches); returns its full
+        name. The App is not installed there: installation tokens can neither read nor push
+        it, and it has no installation. Pull requests may take their head from it (see
+        `create_pull`'s `head_repo`)."""
+        base = self._state.repo(full_name)
+        fork_name = f"{fork_owner}/{name or base.name}"
+        if fork_name in self._state.repos:
+            raise ValueError(f"repository {fork_name} already exists")
+        path = self.root / "git" / fork_owner / f"{name or base.name}.git"
+        gitrepo.clone_bare(base.path, path)
+        self._state.add_repo(
+            fork_name, path, base.default_branch, base.private, installed=False, parent=full_name
+        )
+        return fork_name
+
     def clone_url(self, full_name: str) -> str:
         return f"{self.url}/{full_name}.git"
 
@@ -161,12 +177,15 @@ class GitHubSim:
         message: str = "Update files",
         base: str | None = None,
     ) -> str:
-        """Commit on `branch` (created from `base`, default: the default branch); returns sha."""
+        """Commit on `branch` (created from `base`, default: the default branch); returns sha.
+        Works on forks too; open pull requests with their head on `branch` follow it."""
         repo = self._state.repo(full_name)
         parent = gitrepo.branch_sha(repo.path, branch) or gitrepo.branch_sha(
             repo.path, base or repo.default_branch
         )
-        return gitrepo.commit_files(repo.path, branch, files, message, parent)
+        sha = gitrepo.commit_files(repo.path, branch, files, message, parent)
+        pullrefs.sync_repo(self._state, full_name)
+        return sha
 
     def create_issue(
         self,
@@ -187,18 +206,48 @@ class GitHubSim:
         head: str,
         base: str | None = None,
         body: str = "",
-        user: str = "octocat",
+        user: str | None = None,
         draft: bool = False,
+        head_repo: str | None = None,
+        maintainer_can_modify: bool = False,
     ) -> int:
-        """A pull request opened by `user` (the head branch must exist: see `commit`)."""
-        repo = self._state.repo(full_name)
+        """A pull request in `full_name` opened by `user` (the head branch must exist: see
+        `commit`). Its head may be in a fork (`head_repo`, or `head` as "owner:branch"); then
+        `user` defaults to the fork's owner (else "octocat"), and `maintainer_can_modify` is
+        the "allow edits by maintainers" box (always false without a fork, as on GitHub).
+        `refs/pull/<n>/head` in `full_name` points at the head commit from then on."""
+        state = self._state
+        repo = state.repo(full_name)
+        owner, _, head = head.rpartition(":")
+        if head_repo is None and owner:
+            found = pullrefs.fork_of(state, repo, owner)
+            if found is None:
+                raise ValueError(f"{owner} has no fork of {full_name}")
+            head_repo = found.full_name
+        source = state.repo(head_repo) if head_repo is not None else repo
+        if pullrefs.network(state, source) != pullrefs.network(state, repo):
+            raise ValueError(f"{source.full_name} is not in {full_name}'s fork network")
+        fork = source.full_name if source is not repo else None
         base = base or repo.default_branch
-        head_sha = gitrepo.branch_sha(repo.path, head)
+        head_sha = gitrepo.branch_sha(source.path, head)
         base_sha = gitrepo.branch_sha(repo.path, base)
         if head_sha is None or base_sha is None:
-            raise ValueError(f"branches {head!r} and {base!r} must exist in {full_name}")
-        pull = self._state.new_pull_info(head, base, draft, head_sha, base_sha)
-        return self._state.new_issue(repo, title, body, user, pull=pull).number
+            raise ValueError(
+                f"branches {head!r} in {source.full_name} and {base!r} in {full_name} must exist"
+            )
+        pull = state.new_pull_info(
+            head,
+            base,
+            draft,
+            head_sha,
+            base_sha,
+            head_repo=fork,
+            maintainer_can_modify=maintainer_can_modify and fork is not None,
+        )
+        author = user or (source.owner if fork is not None else "octocat")
+        issue = state.new_issue(repo, title, body, author, pull=pull)
+        pullrefs.sync(state, [issue])
+        return issue.number
 
     def add_comment(self, full_name: str, number: int, body: str, user: str) -> int:
         issue = self._state.issue(full_name, number)
@@ -207,13 +256,12 @@ class GitHubSim:
     def add_review_comment(
         self, full_name: str, pull_number: int, body: str, user: str, path: str, line: int
     ) -> int:
+        """A review comment on `line` (new side) of `path` at the pull request's head, with
+        the `diff_hunk` GitHub would store."""
         issue = self._state.issue(full_name, pull_number)
         if issue.pull is None:
             raise ValueError(f"{full_name}#{pull_number} is not a pull request")
-        comment = self._state.add_comment(
-            issue, body, user, "review", path, line, issue.pull.head_sha
-        )
-        return comment.id
+        return webhooks.add_review_comment(self._state, issue, body, user, path, line).id
 
     def set_permission(self, full_name: str, user: str, role: str) -> None:
         if role not in ROLES:
@@ -221,6 +269,14 @@ class GitHubSim:
         with self._state.lock:
             self._state.repo(full_name).roles[user] = role
             self._state.user(user)
+
+    def close_issue(self, full_name: str, number: int, reason: str = "completed") -> None:
+        """Close an issue (or pull request) as its author or a maintainer would."""
+        issue = self._state.issue(full_name, number)
+        with self._state.lock:
+            moment = now()
+            issue.state, issue.closed_at, issue.updated_at = "closed", moment, moment
+            issue.state_reason = reason if issue.pull is None else None
 
     def add_label(self, full_name: str, number: int, label: str) -> None:
         self._state.add_labels(self._state.issue(full_name, number), [label])
@@ -297,6 +353,8 @@ class GitHubSim:
                     "user": i.user,
                     "labels": list(i.labels),
                     "head_sha": i.pull.head_sha,
+                    "head_repo": i.pull.head_repo or i.full_name,
+                    "maintainer_can_modify": i.pull.maintainer_can_modify,
                 }
                 for i in found
                 if i.pull is not None
@@ -355,7 +413,15 @@ class GitHubSim:
         comment_body: str | None = None,
         comment_id: int | None = None,
         pull: bool = False,
+        path: str | None = None,
+        line: int | None = None,
+        previous_body: str | None = None,
     ) -> dict[str, Any]:
+        """A payload for `event`/`action` built from GitHub's example and the simulator's
+        state, with the change it reports applied (see `webhooks`): `label` for (un)labeled,
+        `comment_body` without `comment_id` for a new comment (`path`/`line` place a review
+        comment), `previous_body` for an edit's `changes`. A `sender` ending in `[bot]` is a
+        Bot."""
         return webhooks.payload(
             self._state,
             event,
@@ -367,6 +433,9 @@ class GitHubSim:
             comment_body=comment_body,
             comment_id=comment_id,
             pull=pull,
+            path=path,
+            line=line,
+            previous_body=previous_body,
         )
 
     def example_payloads(self, event: str) -> list[tuple[str | None, dict[str, Any]]]:

@@ -107,14 +107,25 @@ class State:
         return "COLLABORATOR" if repo.roles.get(login, "none") != "none" else "NONE"
 
     # -- changes ---------------------------------------------------------------------------
-    def add_repo(self, full_name: str, path: Path, default_branch: str, private: bool) -> Repo:
+    def add_repo(
+        self,
+        full_name: str,
+        path: Path,
+        default_branch: str,
+        private: bool,
+        *,
+        installed: bool = True,
+        parent: str | None = None,
+    ) -> Repo:
+        """Register a bare repo; `installed` puts it in its owner's installation of the App
+        (made on first use, covering all that owner's installed repositories)."""
         owner, name = full_name.split("/")
         with self.lock:
             if full_name in self.repos:
                 raise ValueError(f"repository {full_name} already exists")
             self.user(owner)
-            installation_id = self.installation_by_owner.get(owner)
-            if installation_id is None:
+            installation_id = self.installation_by_owner.get(owner) if installed else None
+            if installed and installation_id is None:
                 installation_id = next(self._installation_ids)
                 self.installations[installation_id] = Installation(
                     installation_id, owner, dict(self.app.permissions), now()
@@ -129,6 +140,7 @@ class State:
                 private,
                 installation_id,
                 now(),
+                parent=parent,
             )
             self.repos[full_name] = repo
             return repo
@@ -156,9 +168,34 @@ class State:
             return issue
 
     def new_pull_info(
-        self, head: str, base: str, draft: bool, head_sha: str, base_sha: str
+        self,
+        head: str,
+        base: str,
+        draft: bool,
+        head_sha: str,
+        base_sha: str,
+        head_repo: str | None = None,
+        maintainer_can_modify: bool = False,
     ) -> PullInfo:
-        return PullInfo(next(self._pull_ids), head, base, draft, head_sha, base_sha)
+        return PullInfo(
+            next(self._pull_ids),
+            head,
+            base,
+            draft,
+            head_sha,
+            base_sha,
+            head_repo=head_repo,
+            maintainer_can_modify=maintainer_can_modify,
+        )
+
+    def pulls_touching(self, full_name: str) -> list[Issue]:
+        """Pull requests whose base or head is in `full_name`, by (repo, number)."""
+        with self.lock:
+            return [
+                issue
+                for (name, _), issue in sorted(self.issues.items())
+                if issue.pull is not None and full_name in (name, issue.pull.head_repo or name)
+            ]
 
     def add_comment(
         self,
@@ -169,6 +206,7 @@ class State:
         path: str | None = None,
         line: int | None = None,
         commit_id: str | None = None,
+        diff_hunk: str | None = None,
     ) -> Comment:
         with self.lock:
             self.user(user)
@@ -185,6 +223,7 @@ class State:
                 path,
                 line,
                 commit_id,
+                diff_hunk,
             )
             self.comments[comment.id] = comment
             return comment
