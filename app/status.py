@@ -88,6 +88,8 @@ async def sync(redis: Redis, github: GitHub[Any], task: Task) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         state = await current(redis, task.job_id)
+        if state and state["status"] == TaskStatus.REFUSED:
+            return  # a refusal is a reply of its own (once per person), never a status comment
         body = render(task, state["text"] if state else "⏳ Queued")
         raw = await redis.get(key)
         if raw is None:

@@ -133,7 +133,9 @@ class TaskRun:
             raise Cancelled(by)
         if not await access.may_start(self.redis, github, task.repo, task.sender):
             # The refusal is its own reply (once per person and issue), not a status comment.
-            await status.record(self.redis, task.job_id, TaskStatus.REFUSED, "refused")
+            await status.record(
+                self.redis, task.job_id, TaskStatus.REFUSED, access.refusal(task.sender)
+            )
             await queue.release(self.redis, task)
             await access.refuse_once(self.redis, github, task.repo, task.number, task.sender)
             return f"refused: {task.sender} lacks write access"
