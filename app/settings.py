@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,13 @@ class Settings(BaseSettings):
     sandbox_cpus: float = Field(default=2.0, gt=0)
     sandbox_pids: int = Field(default=512, ge=16)
     max_diff_bytes: int = Field(default=5_000_000, ge=1_000)
+    setup_timeout: int = Field(default=900, ge=10)
+    """Seconds the repository's setup script may run."""
+    repo_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """`.github/codex.yml` defaults as JSON, keyed by `owner` or `owner/repo` (`REPO_DEFAULTS`)."""
+    repo_secrets: dict[str, dict[str, SecretStr]] = Field(default_factory=dict)
+    """Secret values as JSON, keyed by `owner` or `owner/repo` (`REPO_SECRETS`); a repository
+    receives in its setup phase only the names its config lists."""
     price_input_per_mtok: float = Field(default=1.25, ge=0)
     """US dollars per million input tokens, for the cost shown on each task."""
     price_output_per_mtok: float = Field(default=10.0, ge=0)
@@ -74,6 +82,16 @@ class Settings(BaseSettings):
         if self.private_key is None and self.private_key_path is None:
             raise ValueError("PRIVATE_KEY or PRIVATE_KEY_PATH must be set")
         return self
+
+    def defaults_for(self, repo: str) -> dict[str, Any]:
+        owner = repo.split("/", 1)[0]
+        return {**self.repo_defaults.get(owner, {}), **self.repo_defaults.get(repo, {})}
+
+    def secrets_for(self, repo: str, names: list[str]) -> dict[str, str]:
+        """The values of `names` for `repo` (repository entries win over the owner's)."""
+        owner = repo.split("/", 1)[0]
+        known = {**self.repo_secrets.get(owner, {}), **self.repo_secrets.get(repo, {})}
+        return {name: known[name].get_secret_value() for name in names if name in known}
 
     def private_key_pem(self) -> str:
         if self.private_key is not None:

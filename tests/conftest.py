@@ -6,6 +6,7 @@ fails them, so a green run always means the real parts ran.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -26,6 +27,8 @@ from tests.fakes.openai import ScriptedOpenAI
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_IMAGE = os.environ.get("SANDBOX_IMAGE", "codex-sandbox:local")
 WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+NPM_TOKEN = "npm-setup-only-secret-7f3a9c"
+"""A repository secret the server holds for the owner `octo-env`."""
 T = TypeVar("T")
 
 
@@ -182,6 +185,8 @@ def service_env(
         "CODEX_MODEL": "scripted-model",
         "SANDBOX_IMAGE": SANDBOX_IMAGE,
         "COMMAND_TIMEOUT": "60",
+        "REPO_SECRETS": json.dumps({"octo-env": {"NPM_TOKEN": NPM_TOKEN}}),
+        "REPO_DEFAULTS": json.dumps({"octo-env": {"env": {"FROM_SERVER": "yes"}}}),
     }
     if "DOCKER_HOST" in os.environ:
         env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]

@@ -8,16 +8,18 @@ base is a copy of the fork's branch, so the diff shows only the proposed changes
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from githubkit import GitHub
+from githubkit.exception import RequestFailed
 from redis.asyncio import Redis
 
 from app import access
 from app.tasks import Task
-from worker import prompt
+from worker import prompt, repoconfig
 from worker.publish import slug
 
 MAX_COMMENTS = 30
@@ -35,6 +37,7 @@ class Plan:
     clone_url: str
     html_url: str
     prompt: str
+    config: repoconfig.RepoConfig
     base_copy: str | None = None
     """fork_pr: the branch in this repository that holds a copy of the fork's head."""
 
@@ -43,12 +46,30 @@ def lastrun_key(task: Task) -> str:
     return f"codex:lastrun:{task.thread}"
 
 
-async def plan(redis: Redis, github: GitHub[Any], task: Task) -> Plan:
+async def plan(redis: Redis, github: GitHub[Any], task: Task, defaults: dict[str, Any]) -> Plan:
+    """What to do, or `repoconfig.ConfigError` before anything has started."""
     owner, name = task.repo.split("/", 1)
     repo = (await github.rest.repos.async_get(owner, name)).parsed_data
+    text = await read_file(github, task.repo, repoconfig.PATH, repo.default_branch)
+    config = repoconfig.parse(text, defaults)
     if task.kind == "issue":
-        return await _issue_plan(redis, github, task, repo.clone_url, repo.default_branch)
-    return await _pull_plan(redis, github, task, repo.clone_url)
+        return await _issue_plan(redis, github, task, config, repo.clone_url, repo.default_branch)
+    return await _pull_plan(redis, github, task, config, repo.clone_url)
+
+
+async def read_file(github: GitHub[Any], repo: str, path: str, ref: str) -> str | None:
+    """A text file's content at `ref`, or None when there is no such file."""
+    owner, name = repo.split("/", 1)
+    try:
+        response = await github.rest.repos.async_get_content(owner, name, path, ref=ref)
+    except RequestFailed as error:
+        if error.response.status_code == 404:
+            return None
+        raise
+    data = response.json()
+    if not isinstance(data, dict) or data.get("type") != "file":
+        return None
+    return base64.b64decode(str(data.get("content") or "")).decode("utf-8", "replace")
 
 
 async def _trusted(redis: Redis, github: GitHub[Any], repo: str, login: str) -> bool:
@@ -63,7 +84,12 @@ async def _quote(
 
 
 async def _issue_plan(
-    redis: Redis, github: GitHub[Any], task: Task, clone_url: str, default_branch: str
+    redis: Redis,
+    github: GitHub[Any],
+    task: Task,
+    config: repoconfig.RepoConfig,
+    clone_url: str,
+    default_branch: str,
 ) -> Plan:
     owner, name = task.repo.split("/", 1)
     issue = (await github.rest.issues.async_get(owner, name, task.number)).parsed_data
@@ -88,10 +114,13 @@ async def _issue_plan(
         prompt=prompt.task_prompt(
             prompt.Subject("issue", task.repo, task.number, issue.title), quotes, task.instructions
         ),
+        config=config,
     )
 
 
-async def _pull_plan(redis: Redis, github: GitHub[Any], task: Task, clone_url: str) -> Plan:
+async def _pull_plan(
+    redis: Redis, github: GitHub[Any], task: Task, config: repoconfig.RepoConfig, clone_url: str
+) -> Plan:
     owner, name = task.repo.split("/", 1)
     pull = (await github.rest.pulls.async_get(owner, name, task.number)).parsed_data
     author = pull.user.login if pull.user else "ghost"
@@ -129,6 +158,7 @@ async def _pull_plan(redis: Redis, github: GitHub[Any], task: Task, clone_url: s
             clone_url=clone_url,
             html_url=pull.html_url,
             prompt=text,
+            config=config,
         )
     return Plan(
         title=f"Changes for #{task.number}: {pull.title}",
@@ -140,4 +170,5 @@ async def _pull_plan(redis: Redis, github: GitHub[Any], task: Task, clone_url: s
         clone_url=clone_url,
         html_url=pull.html_url,
         prompt=text,
+        config=config,
     )

@@ -6,7 +6,7 @@ Implementations (Docker, the openai SDK) do not inherit from these; they only ma
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,8 +21,17 @@ class CommandResult:
 
 
 class Sandbox(Protocol):
-    async def run(self, command: str, *, timeout: int, workdir: str | None = None) -> CommandResult:
-        """Run `command` with `sh -c` in the sandbox; never longer than `timeout` seconds."""
+    async def run(
+        self,
+        command: str,
+        *,
+        timeout: int,
+        workdir: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run `command` with `sh -c` in the sandbox; never longer than `timeout` seconds.
+
+        `env` exists for that one command only (how setup-only secrets are passed)."""
         ...
 
 

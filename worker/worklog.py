@@ -21,6 +21,7 @@ OUTPUT_IN_LOG = 2_000
 @dataclass(frozen=True)
 class Step:
     step: int
+    """The agent's turn; 0 for the repository's setup script."""
     command: str
     exit_code: int
     duration: float
@@ -68,7 +69,8 @@ def inline_code(text: str) -> str:
 
 def render_step(step: Step) -> str:
     status = "timed out" if step.timed_out else f"exit {step.exit_code}"
-    head = f"**{step.step}.** {inline_code(step.command)} → {status} ({step.duration:.1f} s)"
+    name = f"**{step.step}.**" if step.step else "**setup**"
+    head = f"{name} {inline_code(step.command)} → {status} ({step.duration:.1f} s)"
     output = trim_middle(step.output.strip(), OUTPUT_IN_LOG)
     return f"{head}\n\n{fence(output, 'text')}" if output else head
 

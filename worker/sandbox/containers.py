@@ -15,9 +15,9 @@ import shlex
 import tarfile
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -46,6 +46,8 @@ class SandboxSpec:
     pids: int = 512
     runtime: str | None = None
     output_limit: int = 16_000
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Environment of every command (not secret: visible in the container's config)."""
     label: str = ""
     """Written to the container's `codex.task` label, so leftovers can be found and removed."""
 
@@ -86,13 +88,20 @@ class DockerSandbox:
 
         await asyncio.to_thread(put)
 
-    async def run(self, command: str, *, timeout: int, workdir: str | None = None) -> CommandResult:
+    async def run(
+        self,
+        command: str,
+        *,
+        timeout: int,
+        workdir: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
         directory = WORKDIR if not workdir else str(Path(WORKDIR) / workdir)
         argv = ["timeout", "-k", str(GRACE), str(timeout), "sh", "-c", command]
         started = time.monotonic()
         try:
             output, code = await asyncio.wait_for(
-                asyncio.to_thread(self._exec, argv, directory), timeout + GRACE + 30
+                asyncio.to_thread(self._exec, argv, directory, env), timeout + GRACE + 30
             )
         except TimeoutError:
             await self.kill()
@@ -108,10 +117,14 @@ class DockerSandbox:
             timed_out=code in (124, 137),
         )
 
-    def _exec(self, argv: list[str], workdir: str) -> tuple[str, int]:
+    def _exec(
+        self, argv: list[str], workdir: str, env: Mapping[str, str] | None
+    ) -> tuple[str, int]:
         api = self.api
         try:
-            exec_id = api.exec_create(self.container.id, argv, workdir=workdir)["Id"]
+            exec_id = api.exec_create(
+                self.container.id, argv, workdir=workdir, environment=dict(env or {})
+            )["Id"]
             buffer = OutputBuffer(self.spec.output_limit)
             for chunk in api.exec_start(exec_id, stream=True):
                 buffer.add(chunk)
@@ -158,6 +171,7 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
         user=f"{SANDBOX_UID}:{SANDBOX_UID}",
         working_dir=WORKDIR,
         environment={
+            **spec.env,
             "HOME": "/home/codex",
             "CI": "true",
             "LANG": "C.UTF-8",

@@ -1,0 +1,52 @@
+"""`.github/codex.yml`: defaults, server defaults, and errors that say where and how to fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.repoconfig import ConfigError, RepoConfig, parse
+
+
+def test_no_file_means_the_documented_defaults() -> None:
+    config = parse(None)
+    assert config == RepoConfig()
+    assert config.network.agent == "off" and config.attempts == 1 and config.image is None
+
+
+def test_a_full_file() -> None:
+    config = parse(
+        "image: registry.example/py:3.12\nsetup: |\n  pip install -e .\nenv: {MODE: test}\n"
+        "secrets: [NPM_TOKEN]\nnetwork:\n  agent: off\nvalidate: pytest -q\nattempts: 2\n"
+    )
+    assert config.image == "registry.example/py:3.12"
+    assert config.setup == "pip install -e .\n"
+    assert config.env == {"MODE": "test"} and config.secrets == ["NPM_TOKEN"]
+    assert config.network.agent == "off"  # YAML reads a bare `off` as false
+    assert config.validate_command == "pytest -q" and config.attempts == 2
+
+
+def test_the_file_overrides_server_defaults_key_by_key() -> None:
+    defaults = {"setup": "make deps", "env": {"A": "1", "B": "2"}, "attempts": 3}
+    config = parse("env: {B: three}\n", defaults)
+    assert config.setup == "make deps" and config.attempts == 3
+    assert config.env == {"A": "1", "B": "three"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("setup: ok\nattempts: 9\n", "line 2: `attempts`: Input should be less than or equal to 4"),
+        ("imgae: x\n", "line 1: `imgae`: is not a setting"),
+        ("env:\n  BAD NAME: x\n", "line 1: `env`: `BAD NAME` is not a valid environment variable"),
+        ("network:\n  agent: on\n", "line 2: `network.agent`: `on` is not available"),
+        ("secrets: [ok, 'no-dash']\n", "line 1: `secrets`: `no-dash` is not a valid secret name"),
+        ("setup: [unclosed\n", "not valid YAML"),
+        ("- a list\n", "the file must be a mapping of settings"),
+    ],
+)
+def test_errors_name_the_line_and_key(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(text)
+    assert message in str(raised.value)
+    assert str(raised.value).startswith(".github/codex.yml")
+    assert "A valid example:" in raised.value.explain()
