@@ -25,12 +25,12 @@ from app import access, queue, status
 from app import github as gh
 from app.settings import Settings
 from app.tasks import Task, TaskStatus
-from worker import context, gitops, prompt, publish, repoconfig
+from worker import context, environment, gitops, prompt, publish, repoconfig
 from worker.agent import Agent, Limits, Outcome
 from worker.protocols import Model
 from worker.redact import Redactor
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox
-from worker.worklog import Report, Step, WorkLog, render_pr_body
+from worker.worklog import Report, WorkLog, render_pr_body
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,6 @@ DIFF_COMMAND = (
     "git -c core.quotePath=false diff --cached --binary --no-ext-diff --no-textconv {base}"
 )
 """Everything the agent changed, new files included, minus tool caches nobody commits."""
-SWEEP_COMMAND = (
-    "for p in /proc/[0-9]*; do tr '\\0' '\\n' < $p/environ 2>/dev/null "
-    "| grep -qE '^({names})=' && kill -9 ${{p#/proc/}}; done; true"
-)
-"""Kills every process whose environment holds one of the secrets (names only, no values)."""
 PROGRESS_EVERY = 5.0
 """Seconds between edits of the status comment while the agent works."""
 
@@ -174,7 +169,7 @@ class TaskRun:
         base = await gitops.clone(plan.clone_url, token.token, checkout, plan.fetch_ref)
         worklog = WorkLog()
         config = plan.config
-        secrets = self._secrets(config)
+        secrets = environment.secrets(self.settings, self.task.repo, config, self.redact)
         spec = SandboxSpec(
             image=config.image or self.settings.sandbox_image,
             env=config.env,
@@ -195,48 +190,22 @@ class TaskRun:
         async with open_sandbox(self.deps.docker, spec) as sandbox:
             await sandbox.put_tree(checkout)
             if config.setup.strip():
-                await self._setup(github, sandbox, config.setup, secrets, worklog)
+                text = "⚙️ Setting up: running the setup script."
+                await self._show(github, TaskStatus.SETTING_UP, text)
+                await environment.setup(
+                    sandbox,
+                    config.setup,
+                    secrets,
+                    self.settings.setup_timeout,
+                    worklog,
+                    self.redact,
+                )
             await self._show(github, TaskStatus.WORKING, "🛠️ Working: the agent has started.")
             agent = Agent(sandbox, worklog, limits, self.task.job_id, progress)
             conversation = self.deps.model.start(prompt.INSTRUCTIONS, plan.prompt)
             outcome = await agent.run(conversation)
             diff = await self._collect_diff(sandbox, base)
         return Work(outcome, worklog, diff, base, checkout)
-
-    def _secrets(self, config: repoconfig.RepoConfig) -> dict[str, str]:
-        values = self.settings.secrets_for(self.task.repo, config.secrets)
-        if missing := [name for name in config.secrets if name not in values]:
-            raise TaskFailed(
-                f"{repoconfig.PATH} lists secrets this server does not hold: "
-                f"{', '.join(missing)}. Add them to `REPO_SECRETS` on the server, or remove them."
-            )
-        for value in values.values():
-            self.redact.add(value)
-        return values
-
-    async def _setup(
-        self,
-        github: publish.Client,
-        sandbox: DockerSandbox,
-        script: str,
-        secrets: dict[str, str],
-        worklog: WorkLog,
-    ) -> None:
-        """The setup script, the only command that ever sees the repository's secrets."""
-        await self._show(github, TaskStatus.SETTING_UP, "⚙️ Setting up: running the setup script.")
-        result = await sandbox.run(script, timeout=self.settings.setup_timeout, env=secrets)
-        worklog.steps.append(
-            Step(0, script, result.exit_code, result.duration, result.output, result.timed_out)
-        )
-        if secrets:  # a process the script left behind must not carry them into the agent phase
-            names = "|".join(secrets)
-            await sandbox.run(SWEEP_COMMAND.format(names=names), timeout=30)
-        if result.exit_code != 0:
-            tail = self.redact(result.output.strip()[-1500:])
-            raise TaskFailed(
-                f"the setup script from {repoconfig.PATH} failed with exit code "
-                f"{result.exit_code}:\n\n```text\n{tail}\n```"
-            )
 
     async def _publish(
         self,
