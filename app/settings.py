@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     sandbox_cpus: float = Field(default=2.0, gt=0)
     sandbox_pids: int = Field(default=512, ge=16)
     max_diff_bytes: int = Field(default=5_000_000, ge=1_000)
+    env_cache_ttl: int = Field(default=12 * 3600, ge=0)
+    """Seconds a cached environment (snapshot after setup) may be reused; 0 turns it off."""
     setup_timeout: int = Field(default=900, ge=10)
     """Seconds the repository's setup script may run."""
     repo_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -185,6 +185,7 @@ def service_env(
         "CODEX_MODEL": "scripted-model",
         "SANDBOX_IMAGE": SANDBOX_IMAGE,
         "COMMAND_TIMEOUT": "60",
+        "ENV_CACHE_TTL": "300",  # snapshots from earlier test runs are collected
         "REPO_SECRETS": json.dumps({"octo-env": {"NPM_TOKEN": NPM_TOKEN}}),
         "REPO_DEFAULTS": json.dumps({"octo-env": {"env": {"FROM_SERVER": "yes"}}}),
     }

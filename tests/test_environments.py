@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import secrets
 from typing import Any
 
 from tests.conftest import NPM_TOKEN, System, wait_for
@@ -10,6 +11,8 @@ from tests.fakes.openai import finish, shell
 from tests.test_triggers import label, status_comment
 
 counter = itertools.count(1)
+RUN = secrets.token_hex(3)
+"""Snapshots outlive a test session in the Docker engine: names unique per run keep them apart."""
 
 SETUP = """\
 test -n "$NPM_TOKEN"
@@ -20,7 +23,7 @@ nohup sleep 300 >/dev/null 2>&1 &
 
 
 def env_repo(system: System, config: str) -> str:
-    repo = f"octo-env/project-{next(counter)}"
+    repo = f"octo-env/project-{RUN}-{next(counter)}"
     system.github.create_repo(repo, {"README.md": "# env\n", ".github/codex.yml": config})
     system.github.set_permission(repo, "alice", "write")
     return repo
@@ -91,3 +94,50 @@ def test_a_secret_the_server_does_not_hold_is_named(system: System) -> None:
     assert label(system, repo, number) == 202
     failed = status_comment(system, repo, number, "The task failed")
     assert "does not hold: PYPI_TOKEN" in failed["body"]
+
+
+CACHED_CONFIG = """\
+setup: |
+  echo run >> ~/setup-runs
+  mkdir -p deps && echo built > deps/lib.txt
+maintenance: |
+  echo run >> ~/maintenance-runs
+"""
+
+
+def test_a_second_task_starts_from_the_cached_environment(system: System) -> None:
+    sim = system.github
+    repo = env_repo(system, CACHED_CONFIG)
+    sim.commit(repo, "main", {"old.txt": "old\n"})
+    first = sim.create_issue(repo, "Cache cold task", "One.", user="alice")
+    system.openai.script(
+        "Cache cold task",
+        [[shell("echo one > one.txt")], [finish("One.")]],
+    )
+    assert label(system, repo, first) == 202
+    cold = wait_for(lambda: sim.pulls(repo), 90, f"the first PR\n{system.logs()}")[0]
+    assert "setup ran and was cached" in cold["body"]
+    assert sim.git(repo, "diff", "--name-only", "main", cold["head"]).split() == ["one.txt"]
+
+    sim.commit(repo, "main", {"new.txt": "new\n", "old.txt": None})
+    second = sim.create_issue(repo, "Cache warm task", "Two.", user="alice")
+    system.openai.script(
+        "Cache warm task",
+        [
+            [shell("cat ~/setup-runs ~/maintenance-runs deps/lib.txt new.txt; ls old.txt")],
+            [shell("echo two > two.txt")],
+            [finish("Two.")],
+        ],
+    )
+    assert label(system, repo, second) == 202
+    warm = wait_for(
+        lambda: [p for p in sim.pulls(repo) if p["number"] != cold["number"]],
+        90,
+        f"the second PR\n{system.logs()}",
+    )[0]
+    assert "cached environment reused" in warm["body"]
+    assert "**setup**" in warm["body"] and "maintenance-runs" in warm["body"]
+    seen = tool_outputs(system, "Cache warm task")[0]
+    assert seen.startswith("exit code: 2\nrun\nrun\nbuilt\nnew\n"), seen
+    assert "'old.txt': No such file" in seen, "the checkout is at the new commit"
+    assert sim.git(repo, "diff", "--name-only", "main", warm["head"]).split() == ["two.txt"]

@@ -20,6 +20,15 @@ SWEEP_COMMAND = (
 """Kills every process whose environment holds one of the secrets (names only, no values)."""
 
 
+REMEMBER_BUILT = (
+    "git ls-files --others --exclude-standard >> ~/.codex-setup-files && "
+    "git config --global core.excludesFile ~/.codex-setup-files"
+)
+"""What setup created in the checkout is the environment, not part of the agent's change."""
+RESYNC_COMMAND = "git reset --quiet --hard HEAD && git clean --quiet -fd"
+"""Tracked files to the new commit; untracked leftovers go, setup's own files stay."""
+
+
 class SetupFailed(Exception):
     """The environment could not be prepared; the message says why, for maintainers."""
 
@@ -39,7 +48,30 @@ def secrets(
     return values
 
 
-async def setup(
+async def prepare(
+    sandbox: DockerSandbox,
+    config: repoconfig.RepoConfig,
+    secret_values: dict[str, str],
+    *,
+    warm: bool,
+    timeout: int,
+    worklog: WorkLog,
+    redact: Redactor,
+) -> None:
+    """Cold: run `setup`. Warm (from a cached snapshot): bring the snapshot's checkout to the
+    commit just copied in, keeping what setup built, then run `maintenance`."""
+    if warm:
+        synced = await sandbox.run(RESYNC_COMMAND, timeout=300)
+        if synced.exit_code != 0:
+            raise SetupFailed(f"the cached environment could not be updated: {synced.output}")
+    script = config.maintenance if warm else config.setup
+    if script.strip():
+        await _run_script(sandbox, script, secret_values, timeout, worklog, redact)
+    if not warm:
+        await sandbox.run(REMEMBER_BUILT, timeout=120)
+
+
+async def _run_script(
     sandbox: DockerSandbox,
     script: str,
     secret_values: dict[str, str],

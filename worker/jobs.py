@@ -29,6 +29,7 @@ from worker import context, environment, gitops, prompt, publish, repoconfig
 from worker.agent import Agent, Limits, Outcome
 from worker.protocols import Model
 from worker.redact import Redactor
+from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox
 from worker.worklog import Report, WorkLog, render_pr_body
 
@@ -54,6 +55,7 @@ class Deps:
     app_github: GitHub[AppAuthStrategy]
     docker: docker.DockerClient
     model: Model
+    cache: EnvironmentCache
 
 
 class TaskFailed(Exception):
@@ -170,8 +172,13 @@ class TaskRun:
         worklog = WorkLog()
         config = plan.config
         secrets = environment.secrets(self.settings, self.task.repo, config, self.redact)
+        image = config.image or self.settings.sandbox_image
+        cache_key = warm = None
+        if config.setup.strip():
+            cache_key = await self.deps.cache.key_for(self.task.repo, image, config, checkout)
+            warm = await self.deps.cache.lookup(cache_key)
         spec = SandboxSpec(
-            image=config.image or self.settings.sandbox_image,
+            image=warm or image,
             env=config.env,
             memory=self.settings.sandbox_memory,
             cpus=self.settings.sandbox_cpus,
@@ -189,22 +196,31 @@ class TaskRun:
 
         async with open_sandbox(self.deps.docker, spec) as sandbox:
             await sandbox.put_tree(checkout)
-            if config.setup.strip():
-                text = "⚙️ Setting up: running the setup script."
-                await self._show(github, TaskStatus.SETTING_UP, text)
-                await environment.setup(
+            if cache_key:
+                what = "cached environment, running maintenance" if warm else "running setup"
+                await self._show(github, TaskStatus.SETTING_UP, f"⚙️ Setting up: {what}.")
+                await environment.prepare(
                     sandbox,
-                    config.setup,
+                    config,
                     secrets,
-                    self.settings.setup_timeout,
-                    worklog,
-                    self.redact,
+                    warm=warm is not None,
+                    timeout=self.settings.setup_timeout,
+                    worklog=worklog,
+                    redact=self.redact,
                 )
+                if not warm:
+                    await self.deps.cache.store(sandbox, cache_key)
             await self._show(github, TaskStatus.WORKING, "🛠️ Working: the agent has started.")
             agent = Agent(sandbox, worklog, limits, self.task.job_id, progress)
             conversation = self.deps.model.start(prompt.INSTRUCTIONS, plan.prompt)
             outcome = await agent.run(conversation)
             diff = await self._collect_diff(sandbox, base)
+        if warm:
+            worklog.environment = f"`{image}`, cached environment reused (`{warm}`)"
+        elif cache_key:
+            worklog.environment = f"`{image}`, setup ran and was cached (`{cache_key}`)"
+        else:
+            worklog.environment = f"`{image}`, no setup script"
         return Work(outcome, worklog, diff, base, checkout)
 
     async def _publish(

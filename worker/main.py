@@ -19,6 +19,7 @@ from app.settings import get_settings
 from app.tasks import deserialize, serialize
 from worker.jobs import Deps, run_task
 from worker.model import ResponsesModel
+from worker.sandbox.cache import EnvironmentCache
 
 settings = get_settings()
 
@@ -32,12 +33,16 @@ async def startup(ctx: dict[str, Any]) -> None:
         max_retries=3,
     )
     ctx["openai"] = client
+    engine = docker.from_env()
+    cache = EnvironmentCache(engine, settings.env_cache_ttl)
     ctx["deps"] = Deps(
         settings=settings,
         app_github=gh.app_client(settings),
-        docker=docker.from_env(),
+        docker=engine,
         model=ResponsesModel(client, settings.codex_model),
+        cache=cache,
     )
+    await cache.collect_garbage()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

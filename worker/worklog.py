@@ -35,6 +35,8 @@ class WorkLog:
     notes: list[str] = field(default_factory=list)
     input_tokens: int = 0
     output_tokens: int = 0
+    environment: str = ""
+    """The image and whether the environment came from the cache."""
 
     def last_run_of(self, command: str) -> Step | None:
         wanted = command.strip()
@@ -116,7 +118,8 @@ def render_pr_body(report: Report, redact: Redactor, closing: str | None = None)
         files,
         "## Run",
         f"{len(log.steps)} commands in {report.duration:.0f} s; "
-        f"{log.input_tokens} input and {log.output_tokens} output tokens.",
+        f"{log.input_tokens} input and {log.output_tokens} output tokens."
+        + (f" Environment: {log.environment}." if log.environment else ""),
     ]
     if report.stop_reason:
         head[:0] = [f"> [!WARNING]\n> Incomplete: {report.stop_reason}"]

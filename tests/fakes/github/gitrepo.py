@@ -143,7 +143,15 @@ def commit_files(
             run_git(git_dir, "read-tree", parent, env=env)
         for name, content in files.items():
             if content is None:
-                run_git(git_dir, "update-index", "--force-remove", "--", name, env=env)
+                # Mode 0 in --index-info removes the path; --force-remove needs a work tree.
+                zero = "0 0000000000000000000000000000000000000000\t"
+                run_git(
+                    git_dir,
+                    "update-index",
+                    "--index-info",
+                    env=env,
+                    stdin=f"{zero}{name}\n".encode(),
+                )
                 continue
             data = content.encode() if isinstance(content, str) else content
             blob = run_git(git_dir, "hash-object", "-w", "--stdin", stdin=data).strip()

@@ -1,0 +1,104 @@
+"""The environment cache: a snapshot of the sandbox after a successful setup, reused for a while.
+
+The key covers everything that shapes the environment: the repository, the base image's id,
+the setup script, the env vars, the secret names and the lockfiles the setup reads. A warm task
+starts from the snapshot, brings the checkout to its own commit from the host and runs
+`maintenance` instead of `setup`. Snapshots expire (12 hours by default) and are removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from worker.repoconfig import RepoConfig
+from worker.sandbox.containers import DockerSandbox
+
+log = logging.getLogger(__name__)
+
+REPOSITORY = "codex-env"
+LOCKFILES = (
+    "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "uv.lock", "Pipfile.lock",
+    "requirements.txt", "requirements-dev.txt", "pyproject.toml", "Cargo.lock", "go.sum",
+    "Gemfile.lock", "composer.lock",
+)  # fmt: skip
+CREATED = "codex.env.created"
+
+
+def key(repo: str, image_id: str, config: RepoConfig, checkout: Path) -> str:
+    """The cache key: a hash of everything the environment depends on."""
+    parts = {
+        "repo": repo,
+        "image": image_id,
+        "setup": config.setup,
+        "env": config.env,
+        "secrets": sorted(config.secrets),
+        "lockfiles": {
+            name: hashlib.sha256((checkout / name).read_bytes()).hexdigest()
+            for name in LOCKFILES
+            if (checkout / name).is_file()
+        },
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class EnvironmentCache:
+    client: docker.DockerClient
+    ttl: int
+    """Seconds a snapshot may be reused."""
+
+    async def key_for(self, repo: str, image: str, config: RepoConfig, checkout: Path) -> str:
+        try:
+            image_id = await asyncio.to_thread(lambda: str(self.client.images.get(image).id))
+        except docker.errors.ImageNotFound:
+            image_id = image  # the sandbox's start reports the missing image
+        return await asyncio.to_thread(key, repo, image_id, config, checkout)
+
+    def _fresh(self, tag: str) -> bool:
+        try:
+            labels = self.client.images.get(tag).labels or {}
+        except docker.errors.ImageNotFound:
+            return False
+        return time.time() - float(labels.get(CREATED, 0)) < self.ttl
+
+    async def lookup(self, cache_key: str) -> str | None:
+        """The snapshot's image for `cache_key`, when there is a fresh one."""
+        tag = f"{REPOSITORY}:{cache_key}"
+        return tag if await asyncio.to_thread(self._fresh, tag) else None
+
+    async def store(self, sandbox: DockerSandbox, cache_key: str) -> None:
+        labels = {CREATED: str(time.time()), "codex.env.task": sandbox.spec.label}
+        await asyncio.to_thread(
+            sandbox.container.commit,
+            repository=REPOSITORY,
+            tag=cache_key,
+            conf={"Labels": labels},
+        )
+        log.info("task %s: environment cached as %s:%s", sandbox.spec.label, REPOSITORY, cache_key)
+        await self.collect_garbage()
+
+    async def collect_garbage(self) -> int:
+        """Remove expired snapshots; returns how many."""
+
+        def collect() -> int:
+            removed = 0
+            for image in self.client.images.list(name=REPOSITORY):
+                created = float((image.labels or {}).get(CREATED, 0))
+                if time.time() - created >= self.ttl:
+                    for tag in [t for t in image.tags if t.startswith(f"{REPOSITORY}:")]:
+                        try:
+                            self.client.images.remove(tag)
+                            removed += 1
+                        except docker.errors.APIError:
+                            pass  # in use by a running task: next time
+            return removed
+
+        return await asyncio.to_thread(collect)
