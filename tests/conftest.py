@@ -68,23 +68,27 @@ def _redis_answers(port: int, password: str) -> bool:
         client.close()
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real, password-protected redis-server on a free loopback port."""
+def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A real, password-protected redis-server on a free loopback port, and its URL."""
     server = shutil.which("redis-server")
     if server is None:
         require("redis-server")
     assert server is not None
     port, password = free_port(), "test-redis-password"
-    workdir = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
         [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
          "--requirepass", password, "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
+    wait_for(lambda: _redis_answers(port, password), 10, "redis-server to answer")
+    return process, f"redis://:{password}@127.0.0.1:{port}/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    process, url = start_redis(tmp_path_factory.mktemp("redis"))
     try:
-        wait_for(lambda: _redis_answers(port, password), 10, "redis-server to answer")
-        yield f"redis://:{password}@127.0.0.1:{port}/0"
+        yield url
     finally:
         process.terminate()
         process.wait(10)
