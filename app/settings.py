@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr
     openai_base_url: str | None = None
     codex_model: str = "gpt-5.1-codex"
+    model_api: Literal["responses", "chat"] = "responses"
+    """`responses` (OpenAI's Responses API, required by GPT-5.x Codex models) or `chat` (Chat
+    Completions: Azure OpenAI, vLLM, Ollama, LiteLLM and other compatible servers)."""
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    """Sent to the model when set; a repository's `model.reasoning_effort` overrides it."""
+    model_retries: int = Field(default=4, ge=0, le=10)
+    """Tries after the first on a 429, a 5xx or a timeout from the model API, with backoff."""
+    model_timeout: float = Field(default=300.0, gt=0)
+    """Seconds one model request may take."""
     trigger_label: str = "codex"
     sandbox_image: str = "codex-sandbox:local"
     bot_name: str = "codex-app"
@@ -57,6 +66,9 @@ class Settings(BaseSettings):
     sandbox_cpus: float = Field(default=2.0, gt=0)
     sandbox_pids: int = Field(default=512, ge=16)
     max_diff_bytes: int = Field(default=5_000_000, ge=1_000)
+    sandbox_network: str = "codex-setup"
+    """Docker network for the setup phase, firewalled by deploy/docker/sandbox-network.sh;
+    empty: setup runs without network too. The agent phase never has this network."""
     env_cache_ttl: int = Field(default=12 * 3600, ge=0)
     """Seconds a cached environment (snapshot after setup) may be reused; 0 turns it off."""
     setup_timeout: int = Field(default=900, ge=10)
@@ -69,6 +81,25 @@ class Settings(BaseSettings):
     price_input_per_mtok: float = Field(default=1.25, ge=0)
     """US dollars per million input tokens, for the cost shown on each task."""
     price_output_per_mtok: float = Field(default=10.0, ge=0)
+    max_tokens: int = Field(default=2_000_000, ge=1_000)
+    """Input plus output tokens one attempt may use before it stops (`MAX_TOKENS`)."""
+    max_cost: float = Field(default=5.0, gt=0)
+    """US dollars one attempt may spend, at the prices above, before it stops (`MAX_COST`)."""
+    agent_timeout: int = Field(default=1800, ge=10)
+    """Seconds the agent phase of one attempt may take before it stops (`AGENT_TIMEOUT`)."""
+
+    egress_port: int = Field(default=3128, ge=1, le=65535)
+    """Port of the egress proxy the worker runs for `network.agent: allowlist | on`; it listens
+    only on the gateway address of `EGRESS_NETWORK`."""
+    egress_network: str = "codex-egress"
+    """Internal Docker network (no route out) whose only reachable address is the proxy."""
+    egress_ca_dir: Path = Path("var/egress-ca")
+    """Where the per-deployment CA for TLS interception lives (made on first use)."""
+    egress_hosts: dict[str, str] = Field(default_factory=dict)
+    """Test hook: names the proxy maps to `host:port` itself, private addresses allowed, e.g.
+    `{"allowed.example": "127.0.0.1:8443"}`. Leave empty in production."""
+    egress_upstream_ca: Path | None = None
+    """Extra CA bundle the proxy trusts for upstream TLS (test servers, corporate CAs)."""
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (

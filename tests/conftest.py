@@ -178,6 +178,7 @@ def service_env(
 ) -> dict[str, str]:
     env = {
         "PATH": os.environ["PATH"],
+        "PYTHONUNBUFFERED": "1",  # the log files are read while the services run
         "HOME": os.environ.get("HOME", "/root"),
         "APP_ID": str(github.app_id),
         "PRIVATE_KEY": github.private_key_pem,

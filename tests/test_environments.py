@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import secrets
+import threading
+from collections.abc import Iterator
 from typing import Any
+
+import pytest
 
 from tests.conftest import NPM_TOKEN, System, wait_for
 from tests.fakes.openai import finish, shell
@@ -141,3 +146,57 @@ def test_a_second_task_starts_from_the_cached_environment(system: System) -> Non
     assert seen.startswith("exit code: 2\nrun\nrun\nbuilt\nnew\n"), seen
     assert "'old.txt': No such file" in seen, "the checkout is at the new commit"
     assert sim.git(repo, "diff", "--name-only", "main", warm["head"]).split() == ["two.txt"]
+
+
+PROBE = """\
+import socket, struct, sys
+port = int(sys.argv[1])
+with open("/proc/net/route") as table:
+    rows = [line.split() for line in table.readlines()[1:]]
+gateways = {socket.inet_ntoa(struct.pack("<L", int(r[2], 16))) for r in rows if r[2] != "00000000"}
+for ip in sorted(gateways | {"172.17.0.1"}):  # this host's own bridge addresses
+    s = socket.socket()
+    s.settimeout(2)
+    try:
+        s.connect((ip, port))
+        print(ip, "reachable")
+    except OSError:
+        print(ip, "blocked")
+"""
+
+
+@pytest.fixture
+def host_service() -> Iterator[int]:
+    """A service on this host bound to every address, as Redis or the app might be."""
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_setup_has_a_network_that_reaches_nothing_on_the_host_and_the_agent_has_none(
+    system: System, host_service: int
+) -> None:
+    config = f"setup: ls /sys/class/net && python3 probe.py {host_service}\n"
+    repo = env_repo(system, config)
+    system.github.commit(repo, "main", {"probe.py": PROBE})
+    number = system.github.create_issue(repo, "Network phases", "x", user="alice")
+    system.openai.script(
+        "Network phases",
+        [
+            [shell(f"ls /sys/class/net; python3 probe.py {host_service}")],
+            [shell("echo done > done.txt")],
+            [finish("Done.")],
+        ],
+    )
+    assert label(system, repo, number) == 202
+    pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
+    setup = pull["body"].split("**setup**", 1)[1].split("**1.**", 1)[0]
+    assert "eth0" in setup, "the setup phase has a network"
+    assert "reachable" not in setup and setup.count("blocked") >= 2, setup
+    agent = tool_outputs(system, "Network phases")[0]
+    assert agent.startswith("exit code: 0\nlo\n"), "the agent phase has loopback only"
+    assert "reachable" not in agent

@@ -30,7 +30,7 @@ from worker.agent import Agent, Limits, Outcome
 from worker.protocols import Model
 from worker.redact import Redactor
 from worker.sandbox.cache import EnvironmentCache
-from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox
+from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
 from worker.worklog import Report, WorkLog, render_pr_body
 
 log = logging.getLogger(__name__)
@@ -177,8 +177,13 @@ class TaskRun:
         if config.setup.strip():
             cache_key = await self.deps.cache.key_for(self.task.repo, image, config, checkout)
             warm = await self.deps.cache.lookup(cache_key)
+        network = self.settings.sandbox_network if cache_key else None
+        if network and not await network_exists(self.deps.docker, network):
+            worklog.notes.append(f"setup ran without network: no Docker network {network!r}")
+            network = None
         spec = SandboxSpec(
             image=warm or image,
+            network=network,
             env=config.env,
             memory=self.settings.sandbox_memory,
             cpus=self.settings.sandbox_cpus,
@@ -210,6 +215,7 @@ class TaskRun:
                 )
                 if not warm:
                     await self.deps.cache.store(sandbox, cache_key)
+                await sandbox.isolate()
             await self._show(github, TaskStatus.WORKING, "🛠️ Working: the agent has started.")
             agent = Agent(sandbox, worklog, limits, self.task.job_id, progress)
             conversation = self.deps.model.start(prompt.INSTRUCTIONS, plan.prompt)

@@ -42,7 +42,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         model=ResponsesModel(client, settings.codex_model),
         cache=cache,
     )
-    await cache.collect_garbage()
+    cache.collect_in_background()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

@@ -53,4 +53,5 @@ timed "system packages" packages
 timed "python environment" python_env
 ((TESTING)) && timed "github fixtures (npm)" fixtures
 timed "docker engine" bash deploy/docker/ensure-dockerd.sh
+timed "sandbox network" bash deploy/docker/sandbox-network.sh
 timed "sandbox image" bash deploy/sandbox/build-local.sh

@@ -30,6 +30,7 @@ LOCKFILES = (
     "Gemfile.lock", "composer.lock",
 )  # fmt: skip
 CREATED = "codex.env.created"
+_collecting: set[asyncio.Task[int]] = set()
 
 
 def key(repo: str, image_id: str, config: RepoConfig, checkout: Path) -> str:
@@ -83,7 +84,13 @@ class EnvironmentCache:
             conf={"Labels": labels},
         )
         log.info("task %s: environment cached as %s:%s", sandbox.spec.label, REPOSITORY, cache_key)
-        await self.collect_garbage()
+        self.collect_in_background()
+
+    def collect_in_background(self) -> None:
+        """Collection can take a while with many snapshots: it never delays a task."""
+        job = asyncio.create_task(self.collect_garbage())
+        _collecting.add(job)
+        job.add_done_callback(_collecting.discard)
 
     async def collect_garbage(self) -> int:
         """Remove expired snapshots; returns how many."""

@@ -46,6 +46,8 @@ class SandboxSpec:
     pids: int = 512
     runtime: str | None = None
     output_limit: int = 16_000
+    network: str | None = None
+    """A Docker network for the setup phase (`isolate()` leaves it); None: no network at all."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Environment of every command (not secret: visible in the container's config)."""
     label: str = ""
@@ -69,8 +71,11 @@ def _tar_tree(root: Path) -> tempfile.SpooledTemporaryFile[bytes]:
 
 
 class DockerSandbox:
-    def __init__(self, api: docker.APIClient, container: Container, spec: SandboxSpec) -> None:
-        self.api = api
+    def __init__(
+        self, client: docker.DockerClient, container: Container, spec: SandboxSpec
+    ) -> None:
+        self.client = client
+        self.api = client.api
         self.container = container
         self.spec = spec
 
@@ -155,6 +160,12 @@ class DockerSandbox:
 
         return await asyncio.wait_for(asyncio.to_thread(run), timeout + 30)
 
+    async def isolate(self) -> None:
+        """Leave the setup network: from here on the container has loopback only."""
+        if self.spec.network:
+            network = await asyncio.to_thread(self.client.networks.get, self.spec.network)
+            await asyncio.to_thread(network.disconnect, self.container, force=True)
+
     async def kill(self) -> None:
         with suppress(docker.errors.NotFound):
             await asyncio.to_thread(self.container.remove, force=True)
@@ -177,7 +188,7 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
         },
-        network_mode="none",
+        **({"network": spec.network} if spec.network else {"network_mode": "none"}),
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
         pids_limit=spec.pids,
@@ -203,10 +214,18 @@ async def open_sandbox(
         ) from None
     except docker.errors.APIError as error:
         raise SandboxError(f"the sandbox would not start: {error.explanation}") from error
-    sandbox = DockerSandbox(client.api, container, spec)
+    sandbox = DockerSandbox(client, container, spec)
     log.info("task %s: sandbox %s started from %s", spec.label, sandbox.name, spec.image)
     try:
         yield sandbox
     finally:
         await sandbox.kill()
         log.info("task %s: sandbox %s removed", spec.label, sandbox.name)
+
+
+async def network_exists(client: docker.DockerClient, name: str) -> bool:
+    try:
+        await asyncio.to_thread(client.networks.get, name)
+    except docker.errors.NotFound:
+        return False
+    return True
