@@ -175,6 +175,9 @@ def _comment(delivery: Delivery, thread: Thread, trigger_label: str) -> Decision
         return Reply(thread, trigger, "unknown", command.word, subject=subject)
     if command.error:
         return Reply(thread, trigger, "invalid", command.error, subject=subject)
+    if command.verb in ("continue", "pick") and not thread.is_pull:
+        detail = f"`/codex {command.verb}` works on a pull request opened by this app"
+        return Reply(thread, trigger, "invalid", detail, subject=subject)
     line = comment.get("line") or comment.get("original_line")
     return _task(
         thread,
@@ -203,7 +206,9 @@ def _task(
         trigger=trigger,
         delivery_id=delivery.delivery_id,
         instructions=command.text,
-        attempts=command.attempts or 1,
+        attempts=command.attempts,
+        action=command.verb if command.verb in ("continue", "pick") else "fix",
+        pick=command.pick,
         **extra,
     )
 

@@ -90,7 +90,8 @@ class Settings(BaseSettings):
 
     egress_port: int = Field(default=3128, ge=1, le=65535)
     """Port of the egress proxy the worker runs for `network.agent: allowlist | on`; it listens
-    only on the gateway address of `EGRESS_NETWORK`."""
+    only on the gateway address of `EGRESS_NETWORK`. The firewall opens 3128-3135: give each
+    worker process on one host its own."""
     egress_network: str = "codex-egress"
     """Internal Docker network (no route out) whose only reachable address is the proxy."""
     egress_ca_dir: Path = Path("var/egress-ca")

@@ -58,7 +58,11 @@ class Task(BaseModel):
     delivery_id: str
     instructions: str = ""
     """Extra text from the person who started the task."""
-    attempts: int = 1
+    attempts: int | None = None
+    """`--attempts N`; None: the repository's `attempts` setting."""
+    action: Literal["fix", "continue", "pick"] = "fix"
+    """`continue` resumes an incomplete PR on its branch; `pick` moves a PR to an attempt."""
+    pick: int | None = None
     subject: str = "issue"
     """What the trigger was, for the 👀 reaction: `issue`, `issue_comment:<id>`,
     `review_comment:<id>`."""

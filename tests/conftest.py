@@ -22,6 +22,7 @@ import pytest
 import redis
 
 from tests.fakes.github import GitHubSim
+from tests.fakes.internet import Internet
 from tests.fakes.openai import ScriptedOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,12 @@ def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHubSim]:
 
 
 @pytest.fixture(scope="session")
+def internet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Internet]:
+    with Internet(tmp_path_factory.mktemp("internet")) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
 def openai_fake() -> Iterator[ScriptedOpenAI]:
     with ScriptedOpenAI() as fake:
         yield fake
@@ -174,7 +181,11 @@ class System:
 
 
 def service_env(
-    redis_url: str, github: GitHubSim, openai_fake: ScriptedOpenAI, **overrides: str
+    redis_url: str,
+    github: GitHubSim,
+    openai_fake: ScriptedOpenAI,
+    internet: Internet | None = None,
+    **overrides: str,
 ) -> dict[str, str]:
     env = {
         "PATH": os.environ["PATH"],
@@ -194,6 +205,11 @@ def service_env(
         "REPO_SECRETS": json.dumps({"octo-env": {"NPM_TOKEN": NPM_TOKEN}}),
         "REPO_DEFAULTS": json.dumps({"octo-env": {"env": {"FROM_SERVER": "yes"}}}),
     }
+    if internet is not None:  # the egress proxy reaches the fake internet by these names
+        env["EGRESS_HOSTS"] = json.dumps(internet.hosts)
+        env["EGRESS_UPSTREAM_CA"] = str(internet.ca_file)
+        env["EGRESS_CA_DIR"] = str(internet.directory / "proxy-ca")
+        env["EGRESS_PORT"] = "3135"  # the service on this host may hold the default, 3128
     if "DOCKER_HOST" in os.environ:
         env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     return env | overrides
@@ -241,10 +257,11 @@ def system(
     docker_ready: None,
     github: GitHubSim,
     openai_fake: ScriptedOpenAI,
+    internet: Internet,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[System]:
     logs = tmp_path_factory.mktemp("logs")
-    env = service_env(redis_url, github, openai_fake)
+    env = service_env(redis_url, github, openai_fake, internet)
     app, url = start_app(env, logs / "app.log")
     worker = start_worker(env, logs / "worker.log")
     try:

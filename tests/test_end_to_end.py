@@ -84,8 +84,14 @@ def test_labeling_an_issue_yields_a_draft_pr_that_fixes_it(system: System) -> No
     finally:
         client.close()
     assert leftovers == []
-    pushers = [t for t in sim.tokens_issued if sim.token_info(t).allows("contents", "write")]
-    assert len(pushers) == 1, "one token could push: the task's"
+    name = repo.split("/")[1]
+    pushers = [
+        t
+        for t in sim.tokens_issued
+        if sim.token_info(t).allows("contents", "write")
+        and {repo, name} & set(sim.token_info(t).repositories or ())
+    ]
+    assert len(pushers) == 1, "one token could push this repository: the task's"
     wait_for(
         lambda: pushers[0] in sim.tokens_revoked,
         10,

@@ -168,7 +168,7 @@ for ip in sorted(gateways | {"172.17.0.1"}):  # this host's own bridge addresses
 @pytest.fixture
 def host_service() -> Iterator[int]:
     """A service on this host bound to every address, as Redis or the app might be."""
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), http.server.BaseHTTPRequestHandler)
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), http.server.BaseHTTPRequestHandler)  # noqa: S104
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield int(server.server_address[1])

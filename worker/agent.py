@@ -7,12 +7,17 @@ is answered with an error the model can act on, never a crash.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from app.settings import Settings
 from worker import tools
+from worker.patch import PatchError
 from worker.protocols import Conversation, Sandbox, ToolCall, ToolResult
+from worker.repoconfig import LimitsConfig
 from worker.worklog import Step, WorkLog
 
 log = logging.getLogger(__name__)
@@ -26,6 +31,30 @@ class Limits:
     """Model turns before the agent stops."""
     command_timeout: int = 300
     """Upper bound, in seconds, for one shell command."""
+    seconds: float = 1800
+    """Wall time of the agent phase."""
+    max_tokens: int = 2_000_000
+    """Input plus output tokens."""
+    max_cost: float = 5.0
+    """US dollars, as priced by `price`."""
+    price: Callable[[int, int], float] = field(default=lambda i, o: 0.0, compare=False)
+    """US dollars for (input tokens, output tokens)."""
+
+
+def limits_for(settings: Settings, repo: LimitsConfig) -> Limits:
+    """The server's limits, tightened (never loosened) by the repository's."""
+
+    def tighter(server: float, wanted: float | None) -> float:
+        return server if wanted is None else min(server, wanted)
+
+    return Limits(
+        max_steps=int(tighter(settings.max_steps, repo.steps)),
+        command_timeout=settings.command_timeout,
+        seconds=tighter(settings.agent_timeout, repo.minutes and repo.minutes * 60),
+        max_tokens=int(tighter(settings.max_tokens, repo.tokens)),
+        max_cost=tighter(settings.max_cost, repo.cost),
+        price=settings.cost,
+    )
 
 
 @dataclass(frozen=True)
@@ -69,17 +98,22 @@ class Agent:
         self.label = label
         self.progress = progress
         self.step = 0
+        self.deadline = time.monotonic() + limits.seconds
 
     async def run(self, conversation: Conversation) -> Outcome:
         results: list[ToolResult] = []
         note: str | None = None
+        self.deadline = time.monotonic() + self.limits.seconds
         try:
             while True:
-                if self.step >= self.limits.max_steps:
-                    raise LimitsExceeded(f"the step limit ({self.limits.max_steps}) was reached")
+                self.check_limits()
                 self.step += 1
                 await self.progress(self.step)
-                turn = await conversation.next_turn(results, note)
+                try:
+                    async with asyncio.timeout_at(self._loop_deadline()):
+                        turn = await conversation.next_turn(results, note)
+                except TimeoutError:
+                    raise LimitsExceeded(self._time_limit()) from None
                 self.worklog.input_tokens += turn.input_tokens
                 self.worklog.output_tokens += turn.output_tokens
                 note = None if turn.calls else NUDGE
@@ -89,6 +123,36 @@ class Agent:
         except LimitsExceeded as stop:
             log.info("task %s: agent stopped: %s", self.label, stop)
             return Outcome("", [], self.step, stop_reason=str(stop))
+
+    def check_limits(self) -> None:
+        """Raise `LimitsExceeded` when another model turn would go past a limit."""
+        limits, log_ = self.limits, self.worklog
+        used = log_.input_tokens + log_.output_tokens
+        spent = limits.price(log_.input_tokens, log_.output_tokens)
+        if self.step >= limits.max_steps:
+            raise LimitsExceeded(
+                f"the step limit ({limits.max_steps} step{'s' * (limits.max_steps != 1)}) "
+                f"was reached at step {self.step}"
+            )
+        if time.monotonic() >= self.deadline:
+            raise LimitsExceeded(self._time_limit())
+        if used >= limits.max_tokens:
+            raise LimitsExceeded(
+                f"the token limit ({limits.max_tokens:,} tokens) was reached at step "
+                f"{self.step} ({used:,} used)"
+            )
+        if spent >= limits.max_cost:
+            raise LimitsExceeded(
+                f"the cost limit (${limits.max_cost:g}) was reached at step {self.step} "
+                f"(${spent:.4f} spent)"
+            )
+
+    def _time_limit(self) -> str:
+        minutes = self.limits.seconds / 60
+        return f"the time limit ({minutes:g} min) was reached at step {self.step}"
+
+    def _loop_deadline(self) -> float:
+        return asyncio.get_running_loop().time() + max(0.0, self.deadline - time.monotonic())
 
     async def execute(self, call: ToolCall) -> ToolResult:
         try:
@@ -100,9 +164,13 @@ class Agent:
             return ToolResult(call.call_id, f"error: {error}")
         if isinstance(parsed, tools.FinishCall):
             raise Submitted(parsed)
-        result = await self.sandbox.run(
-            parsed.command, timeout=parsed.timeout, workdir=parsed.workdir
-        )
+        if isinstance(parsed, tools.PatchCall):
+            return ToolResult(call.call_id, await self.apply_patch(parsed))
+        remaining = int(self.deadline - time.monotonic())
+        if remaining < 1:
+            raise LimitsExceeded(self._time_limit())
+        timeout = min(parsed.timeout, remaining)
+        result = await self.sandbox.run(parsed.command, timeout=timeout, workdir=parsed.workdir)
         self.worklog.steps.append(
             Step(
                 step=self.step,
@@ -114,5 +182,32 @@ class Agent:
             )
         )
         log.info("task %s: step %d exit %d", self.label, self.step, result.exit_code)
-        status = f"timed out after {parsed.timeout}s" if result.timed_out else "exit code"
+        status = f"timed out after {timeout}s" if result.timed_out else "exit code"
         return ToolResult(call.call_id, f"{status}: {result.exit_code}\n{result.output}")
+
+    async def apply_patch(self, call: tools.PatchCall) -> str:
+        """Apply all of the patch or none of it; the answer says which, and why not."""
+        started, patch = time.monotonic(), call.patch
+        try:
+            current = {path: await self._text(path) for path in patch.paths}
+            changes = patch.apply(current)
+            await self.sandbox.write_files(
+                {path: None if text is None else text.encode() for path, text in changes.items()}
+            )
+            exit_code, answer = 0, f"applied: {patch.summary()}"
+        except PatchError as error:
+            exit_code, answer = 1, f"error: {error}"
+        self.worklog.steps.append(
+            Step(self.step, f"apply_patch  # {patch.summary()}", exit_code,
+                 time.monotonic() - started, answer if exit_code else call.text)
+        )  # fmt: skip
+        return answer
+
+    async def _text(self, path: str) -> str | None:
+        data = await self.sandbox.read_file(path)
+        if data is None:
+            return None
+        try:
+            return data.decode()
+        except UnicodeDecodeError:
+            raise PatchError(f"{path} is not UTF-8 text; change it with shell instead") from None

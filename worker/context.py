@@ -38,8 +38,23 @@ class Plan:
     html_url: str
     prompt: str
     config: repoconfig.RepoConfig
+    base_ref: str = "main"
+    """The branch AGENTS.md is read from: the default branch, or the PR's base (never a
+    PR's head, which may be a fork)."""
+    attempts_prefix: str = "codex/task"
+    """Best-of-N: attempt K is pushed to `<prefix>-attempt-K`."""
+    pull_number: int | None = None
+    """same_branch: the PR the push lands on."""
+    owned: bool = False
+    """same_branch: the PR's branch is one this app made (`codex/...`), so its title, body and
+    labels are the app's to update."""
     base_copy: str | None = None
     """fork_pr: the branch in this repository that holds a copy of the fork's head."""
+
+
+def run_key(repo: str, number: int) -> str:
+    """What the last run on a PR left for `/codex continue` and `/codex pick`."""
+    return f"codex:run:{repo}#{number}"
 
 
 def lastrun_key(task: Task) -> str:
@@ -115,6 +130,8 @@ async def _issue_plan(
             prompt.Subject("issue", task.repo, task.number, issue.title), quotes, task.instructions
         ),
         config=config,
+        base_ref=default_branch,
+        attempts_prefix=f"codex/issue-{task.number}",
     )
 
 
@@ -145,6 +162,8 @@ async def _pull_plan(
                 trusted=True,
             )
         )
+    if task.action == "continue":
+        quotes.append(await previous_run(redis, task))
     head_repo = pull.head.repo.full_name if pull.head.repo else None
     subject = prompt.Subject("pull request", task.repo, task.number, pull.title)
     text = prompt.task_prompt(subject, quotes, task.instructions)
@@ -159,6 +178,10 @@ async def _pull_plan(
             html_url=pull.html_url,
             prompt=text,
             config=config,
+            base_ref=pull.base.ref,
+            attempts_prefix=f"codex/pr-{task.number}",
+            pull_number=task.number,
+            owned=pull.head.ref.startswith("codex/"),
         )
     return Plan(
         title=f"Changes for #{task.number}: {pull.title}",
@@ -171,4 +194,26 @@ async def _pull_plan(
         html_url=pull.html_url,
         prompt=text,
         config=config,
+        base_ref=pull.base.ref,
+        attempts_prefix=f"codex/pr-{task.number}",
     )
+
+
+async def previous_run(redis: Redis, task: Task) -> prompt.Quote:
+    """For `/codex continue`: how the last run on this PR ended and what it did."""
+    raw = await redis.get(run_key(task.repo, task.number))
+    if raw is None:
+        text = (
+            "Continue the work on this branch. No record of the previous run is left; read the "
+            "pull request description and the branch's changes to see where it stopped."
+        )
+    else:
+        run = json.loads(raw)
+        commands = "\n".join(f"- {c}" for c in run.get("commands", [])[-25:])
+        text = (
+            f"A previous run on this branch stopped before finishing: {run.get('stop_reason')}. "
+            "Its changes are already committed on this branch; continue from there.\n\n"
+            f"Its summary: {run.get('summary') or '(none)'}\n\n"
+            f"Its last commands:\n{commands or '- (none)'}"
+        )
+    return prompt.Quote(author="codex", text=text, label="previous run", trusted=True)

@@ -76,6 +76,28 @@ async def clone(url: str, token: str, dest: Path, ref: str) -> str:
     return (await git("rev-parse", "HEAD", cwd=dest)).strip()
 
 
+async def fetch(repo: Path, url: str, token: str, ref: str, local: str) -> str:
+    """Fetch `ref` shallowly as `local` (a ref name) into an existing clone; returns its sha."""
+    await git("fetch", "--quiet", "--depth", "1", "--no-tags", url, f"+{ref}:{local}", cwd=repo,
+              token=token)  # fmt: skip
+    return (await git("rev-parse", local, cwd=repo)).strip()
+
+
+async def files_named(repo: Path, rev: str, name: str) -> dict[str, str]:
+    """Every file called `name` in the tree of `rev` (committed content, not the work tree)."""
+    listing = await git("ls-tree", "-r", "-z", "--name-only", rev, cwd=repo)
+    found: dict[str, str] = {}
+    for path in sorted(p for p in listing.split("\0") if posixpath.basename(p) == name):
+        found[path] = await git("cat-file", "blob", f"{rev}:{path}", cwd=repo)
+    return found
+
+
+async def reset(repo: Path, rev: str) -> None:
+    """Point the checkout at `rev` with a clean index and work tree (the next attempt's base)."""
+    await git("checkout", "--quiet", "--force", "--detach", rev, cwd=repo)
+    await git("clean", "--quiet", "-fdx", cwd=repo)
+
+
 @dataclass(frozen=True)
 class DiffCheck:
     files: list[str]

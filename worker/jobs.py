@@ -1,9 +1,10 @@
 """`run_task`: one task from dequeue to draft PR. Orchestration only; each phase lives elsewhere.
 
-authorize → plan (read GitHub) → clone on the host → sandbox + agent → collect the diff →
-publish. Whatever happens, the container is removed, the token is revoked, and the person who
-asked sees the outcome in the task's status comment. A cancel (`/codex stop`, label removed)
-arrives as an arq abort: the container goes with the task and nothing is pushed.
+authorize → plan (read GitHub) → clone on the host → N attempts, each in its own sandbox
+(`worker/attempt.py`) → rank them → publish the best, with every attempt's branch. Whatever
+happens, the containers are removed, the token is revoked, and the person who asked sees the
+outcome in the task's status comment. A cancel (`/codex stop`, label removed) arrives as an arq
+abort: the containers go with the task and nothing is pushed.
 """
 
 from __future__ import annotations
@@ -13,49 +14,30 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker
 from arq.connections import ArqRedis
-from githubkit import AppAuthStrategy, GitHub
 
 from app import access, queue, status
 from app import github as gh
-from app.settings import Settings
 from app.tasks import Task, TaskStatus
-from worker import context, environment, gitops, prompt, publish, repoconfig
-from worker.agent import Agent, Limits, Outcome
-from worker.protocols import Model
+from worker import attempt, context, environment, gitops, prompt, publish, ranking, repoconfig
+from worker.agent import Progress, limits_for
+from worker.attempt import Attempt
+from worker.deps import Deps
 from worker.redact import Redactor
-from worker.sandbox.cache import EnvironmentCache
-from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
 from worker.worklog import Report, WorkLog, render_pr_body
 
 log = logging.getLogger(__name__)
 
-CACHE_DIRS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
-DIFF_COMMAND = (
-    "git add -A -- . "
-    + " ".join(f"':(exclude,glob)**/{d}/**'" for d in CACHE_DIRS)
-    + " >/dev/null && "
-    "git -c core.quotePath=false diff --cached --binary --no-ext-diff --no-textconv {base}"
-)
-"""Everything the agent changed, new files included, minus tool caches nobody commits."""
 PROGRESS_EVERY = 5.0
 """Seconds between edits of the status comment while the agent works."""
-
-
-@dataclass(frozen=True)
-class Deps:
-    """What a job needs, owned by the worker's startup/shutdown."""
-
-    settings: Settings
-    app_github: GitHub[AppAuthStrategy]
-    docker: docker.DockerClient
-    model: Model
-    cache: EnvironmentCache
+RUN_TTL = 30 * 24 * 3600
+"""How long a PR's attempts stay pickable and its last run continuable."""
+INCOMPLETE = "incomplete"
+FAILING = "failing validation"
+"""Labels on a draft PR that stopped on a limit, or whose validate command failed."""
 
 
 class TaskFailed(Exception):
@@ -68,17 +50,6 @@ class Cancelled(Exception):
         self.by = by
 
 
-@dataclass(frozen=True)
-class Work:
-    """What the agent phase produced."""
-
-    outcome: Outcome
-    worklog: WorkLog
-    diff: bytes
-    base: str
-    checkout: Path
-
-
 class TaskRun:
     def __init__(self, deps: Deps, redis: ArqRedis, task: Task) -> None:
         self.deps = deps
@@ -89,6 +60,7 @@ class TaskRun:
         self.started = time.monotonic()
         self.started_at = time.time()
         self.shown = 0.0
+        self.steps: dict[int, int] = {}
 
     async def run(self) -> str:
         task = self.task
@@ -121,7 +93,9 @@ class TaskRun:
             except Exception:
                 log.warning("task %s: could not revoke the installation token", task.job_id)
 
-    def _explain(self, error: Exception) -> str:
+    def _explain(self, error: BaseException) -> str:
+        while isinstance(error, BaseExceptionGroup):
+            error = error.exceptions[0]  # the first attempt that failed speaks for the rest
         if isinstance(error, repoconfig.ConfigError):
             return error.explain()
         if isinstance(error, TimeoutError):
@@ -143,156 +117,280 @@ class TaskRun:
             await queue.release(self.redis, task)
             await access.refuse_once(self.redis, github, task.repo, task.number, task.sender)
             return f"refused: {task.sender} lacks write access"
+        if task.action == "pick":
+            return await self._pick(github, token)
         await self._show(
             github, TaskStatus.PREPARING, "⏳ Preparing: reading the issue and cloning."
         )
         plan = await context.plan(self.redis, github, task, self.settings.defaults_for(task.repo))
+        if task.action == "continue" and not plan.owned:
+            raise TaskFailed(
+                "`/codex continue` resumes a pull request this app opened (a `codex/` branch); "
+                "use `/codex fix` on other pull requests."
+            )
         with tempfile.TemporaryDirectory(prefix="codex-") as workdir:
-            work = await self._work(github, token, plan, Path(workdir) / "repo")
-            if not work.diff:
-                reason = work.outcome.stop_reason or "the agent finished without changing any file"
-                await self._finish(github, TaskStatus.DONE, f"🤷 No changes were made: {reason}.")
-                return "no changes"
-            check = gitops.check_diff(work.diff, self.settings.max_diff_bytes)
-            if check.problems:
-                raise TaskFailed("the change was not published: " + "; ".join(check.problems))
+            checkout = Path(workdir) / "repo"
+            base = await gitops.clone(plan.clone_url, token.token, checkout, plan.fetch_ref)
+            attempts = await self._attempts(github, token, plan, checkout, base)
+            best = attempts[ranking.order([a.candidate() for a in attempts])[0].number - 1]
+            if not best.publishable:
+                return await self._nothing_to_publish(github, best)
             if by := await queue.cancelled_by(self.redis, task.job_id):
                 raise Cancelled(by)
             await self._show(github, TaskStatus.PUBLISHING, "📤 Publishing the change.")
-            return await self._publish(github, token, plan, work, check.files)
+            return await self._publish(github, token, plan, attempts, checkout, base)
 
-    async def _work(
+    async def _attempts(
         self,
         github: publish.Client,
         token: gh.InstallationToken,
         plan: context.Plan,
         checkout: Path,
-    ) -> Work:
-        base = await gitops.clone(plan.clone_url, token.token, checkout, plan.fetch_ref)
-        worklog = WorkLog()
-        config = plan.config
-        secrets = environment.secrets(self.settings, self.task.repo, config, self.redact)
-        image = config.image or self.settings.sandbox_image
-        cache_key = warm = None
-        if config.setup.strip():
-            cache_key = await self.deps.cache.key_for(self.task.repo, image, config, checkout)
-            warm = await self.deps.cache.lookup(cache_key)
-        network = self.settings.sandbox_network if cache_key else None
-        if network and not await network_exists(self.deps.docker, network):
-            worklog.notes.append(f"setup ran without network: no Docker network {network!r}")
-            network = None
-        spec = SandboxSpec(
-            image=warm or image,
-            network=network,
-            env=config.env,
-            memory=self.settings.sandbox_memory,
-            cpus=self.settings.sandbox_cpus,
-            pids=self.settings.sandbox_pids,
-            output_limit=self.settings.output_limit,
-            label=self.task.job_id,
+        base: str,
+    ) -> list[Attempt]:
+        config, task = plan.config, self.task
+        count = task.attempts or config.attempts
+        limits = limits_for(self.settings, config.limits)
+        agents_ref = base
+        if plan.base_ref != plan.fetch_ref:
+            agents_ref = await gitops.fetch(
+                checkout, plan.clone_url, token.token, plan.base_ref, "refs/codex/base"
+            )
+        agents_files = await gitops.files_named(checkout, agents_ref, "AGENTS.md")
+        job = attempt.Job(
+            deps=self.deps,
+            repo=task.repo,
+            label=task.job_id,
+            config=config,
+            checkout=checkout,
+            base=base,
+            instructions=prompt.INSTRUCTIONS,
+            prompt=attempt.task_prompt(plan.prompt, agents_files, config, limits),
+            secrets=environment.secrets(self.settings, task.repo, config, self.redact),
+            limits=limits,
+            redact=self.redact,
+            attempts=count,
         )
-        limits = Limits(self.settings.max_steps, self.settings.command_timeout)
 
-        async def progress(step: int) -> None:
-            if time.monotonic() - self.shown >= PROGRESS_EVERY:
-                elapsed = time.monotonic() - self.started
-                text = f"🛠️ Working: step {step} of at most {limits.max_steps}, {elapsed:.0f} s in."
-                await self._show(github, TaskStatus.WORKING, text)
+        async def show(phase: TaskStatus, text: str) -> None:
+            await self._show(github, phase, text)
 
-        async with open_sandbox(self.deps.docker, spec) as sandbox:
-            await sandbox.put_tree(checkout)
-            if cache_key:
-                what = "cached environment, running maintenance" if warm else "running setup"
-                await self._show(github, TaskStatus.SETTING_UP, f"⚙️ Setting up: {what}.")
-                await environment.prepare(
-                    sandbox,
-                    config,
-                    secrets,
-                    warm=warm is not None,
-                    timeout=self.settings.setup_timeout,
-                    worklog=worklog,
-                    redact=self.redact,
-                )
-                if not warm:
-                    await self.deps.cache.store(sandbox, cache_key)
-                await sandbox.isolate()
-            await self._show(github, TaskStatus.WORKING, "🛠️ Working: the agent has started.")
-            agent = Agent(sandbox, worklog, limits, self.task.job_id, progress)
-            conversation = self.deps.model.start(prompt.INSTRUCTIONS, plan.prompt)
-            outcome = await agent.run(conversation)
-            diff = await self._collect_diff(sandbox, base)
-        if warm:
-            worklog.environment = f"`{image}`, cached environment reused (`{warm}`)"
-        elif cache_key:
-            worklog.environment = f"`{image}`, setup ran and was cached (`{cache_key}`)"
+        async def quiet(phase: TaskStatus, text: str) -> None:
+            pass
+
+        def progress(number: int) -> Progress:
+            async def report(step: int) -> None:
+                self.steps[number] = step
+                if time.monotonic() - self.shown >= PROGRESS_EVERY:
+                    elapsed = time.monotonic() - self.started
+                    where = " · ".join(f"#{n} step {s}" for n, s in sorted(self.steps.items()))
+                    if count == 1:
+                        where = f"step {step} of at most {limits.max_steps}"
+                    text = f"🛠️ Working: {where}, {elapsed:.0f} s in."
+                    await self._show(github, TaskStatus.WORKING, text)
+
+            return report
+
+        if count == 1:
+            return [await attempt.run(job, 1, show, progress(1))]
+        async with asyncio.TaskGroup() as group:
+            running = [
+                group.create_task(attempt.run(job, n, show if n == 1 else quiet, progress(n)))
+                for n in range(1, count + 1)
+            ]
+        return [done.result() for done in running]
+
+    async def _nothing_to_publish(self, github: publish.Client, best: Attempt) -> str:
+        if best.diff and best.check.problems:
+            raise TaskFailed("the change was not published: " + "; ".join(best.check.problems))
+        reason = best.outcome.stop_reason
+        if reason:
+            text = (
+                f"⏹️ Stopped without a change to publish: {reason}. Narrow the request, or raise "
+                "the limit in `.github/codex.yml` `limits` (within the server's), then comment "
+                "`/codex fix`."
+            )
         else:
-            worklog.environment = f"`{image}`, no setup script"
-        return Work(outcome, worklog, diff, base, checkout)
+            text = "🤷 No changes were made: the agent finished without changing any file."
+        await self._finish(github, TaskStatus.DONE, text)
+        return "no changes"
 
     async def _publish(
         self,
         github: publish.Client,
         token: gh.InstallationToken,
         plan: context.Plan,
-        work: Work,
-        files: list[str],
+        attempts: list[Attempt],
+        checkout: Path,
+        base: str,
     ) -> str:
-        task, outcome = self.task, work.outcome
-        bot = self.settings.bot_name
-        await gitops.commit(
-            work.checkout,
-            work.diff,
-            f"{plan.title}\n\nFor #{task.number}, started by @{task.sender}.",
-            author=f"{bot}[bot]",
-            email=f"{self.settings.app_id}+{bot}[bot]@users.noreply.github.com",
-        )
+        """Commit every publishable attempt, push them, and put the best one on the PR."""
+        task, bot = self.task, self.settings.bot_name
+        candidates = [one.candidate() for one in attempts]
+        winner = ranking.order(candidates)[0].number
+        commits: dict[int, str] = {}
+        for one in attempts:
+            if not one.publishable:
+                continue
+            of = f" (attempt {one.number} of {len(attempts)})" if len(attempts) > 1 else ""
+            await gitops.reset(checkout, base)
+            commits[one.number] = await gitops.commit(
+                checkout,
+                one.diff,
+                f"{publish.bare_title(plan.title)}{of}\n\n"
+                f"For #{task.number}, started by @{task.sender}.",
+                author=f"{bot}[bot]",
+                email=f"{self.settings.app_id}+{bot}[bot]@users.noreply.github.com",
+            )
         url, secret = plan.clone_url, token.token
-        report = Report(
-            number=task.number,
-            summary=outcome.summary or "The agent stopped before writing a summary.",
-            validation=outcome.validation,
-            log=work.worklog,
-            changed_files=files,
-            duration=time.monotonic() - self.started,
-            stop_reason=outcome.stop_reason,
-        )
-        took = self._took(work.worklog)
+        branches: dict[int, str] = {}
+        if len(attempts) > 1:
+            for number, sha in commits.items():
+                branches[number] = f"{plan.attempts_prefix}-attempt-{number}"
+                await gitops.push(checkout, url, secret, branches[number], rev=sha)
+        closing = await self._closing(plan)
+        versions = {
+            n: self._version(plan, attempts[n - 1], candidates, branches, closing) for n in commits
+        }
+        chosen = versions[winner]
         if plan.mode == "same_branch":
             try:
-                await gitops.push(work.checkout, url, secret, plan.push_branch, force=False)
+                await gitops.push(checkout, url, secret, plan.push_branch, rev=commits[winner],
+                                  force=False)  # fmt: skip
             except gitops.GitError as error:
                 raise TaskFailed(
                     f"`{plan.push_branch}` moved while the agent worked, so nothing was pushed. "
                     "Comment `/codex fix` again to work on the new head."
                 ) from error
-            body = render_pr_body(report, self.redact, closing=f"<sub>{took}</sub>")
-            await self._finish(
-                github, TaskStatus.DONE, f"✅ Pushed to `{plan.push_branch}`.\n\n{body}"
+            assert plan.pull_number is not None
+            number, link = plan.pull_number, f"`{plan.push_branch}`"
+            if plan.owned:
+                await publish.update_pull(
+                    github, task.repo, number, title=chosen["title"], body=chosen["body"]
+                )
+        else:
+            if plan.base_copy:
+                await gitops.push(checkout, url, secret, plan.base_copy, rev=base)
+            await gitops.push(checkout, url, secret, plan.push_branch, rev=commits[winner])
+            pull = await publish.open_draft(
+                github,
+                task.repo,
+                head=plan.push_branch,
+                base=plan.pr_base,
+                title=chosen["title"],
+                body=chosen["body"],
             )
-            return f"pushed to {plan.push_branch}"
-        closing = None
+            number, link = pull.number, pull.url
+        if plan.mode != "same_branch" or plan.owned:
+            await publish.set_labels(github, task.repo, number, chosen["labels"])
+            await self._remember(number, plan, attempts[winner - 1], versions, closing)
+        return await self._done(github, attempts[winner - 1], link, plan, chosen["body"])
+
+    async def _done(
+        self, github: publish.Client, best: Attempt, link: str, plan: context.Plan, body: str
+    ) -> str:
+        took = self._took(best.worklog)
+        summary = best.outcome.summary.strip().splitlines()[0] if best.outcome.summary else ""
+        if plan.mode == "same_branch" and not plan.owned:
+            text = f"✅ Pushed to {link}.\n\n{body}\n\n<sub>{took}</sub>"
+        elif plan.mode == "same_branch":
+            text = f"✅ Pushed to {link} and updated this PR.\n\n{summary}\n\n<sub>{took}</sub>"
+        else:
+            text = f"✅ Draft PR ready for review: {link}\n\n{summary}\n\n<sub>{took}</sub>"
+        if best.outcome.stop_reason:
+            text = text.replace("✅", "⚠️", 1) + f"\n\nIncomplete: {best.outcome.stop_reason}."
+        await self._finish(github, TaskStatus.DONE, text)
+        return f"published to {link}"
+
+    async def _closing(self, plan: context.Plan) -> str | None:
+        """The PR body's last line: `Fixes #N`, kept across `/codex continue` runs."""
         if plan.base_copy:
-            await gitops.push(work.checkout, url, secret, plan.base_copy, rev=work.base)
-            closing = (
+            task = self.task
+            return (
                 f"The head of #{task.number} is in a fork, which this app cannot push to. "
                 f"This draft PR is based on `{plan.base_copy}`, a copy of that branch, so its "
                 f"diff shows only the proposed changes; the author of #{task.number} can merge "
                 f"`{plan.push_branch}` into their branch."
             )
-        await gitops.push(work.checkout, url, secret, plan.push_branch)
-        title = plan.title if not outcome.stop_reason else f"[incomplete] {plan.title}"
-        pull = await publish.open_draft(
-            github,
-            task.repo,
-            head=plan.push_branch,
-            base=plan.pr_base,
-            title=title,
-            body=render_pr_body(report, self.redact, closing),
+        if plan.mode == "same_branch" and plan.pull_number is not None:
+            raw = await self.redis.get(context.run_key(self.task.repo, plan.pull_number))
+            return str(json.loads(raw).get("closing") or "") if raw else ""
+        return None
+
+    def _version(
+        self,
+        plan: context.Plan,
+        one: Attempt,
+        candidates: list[ranking.Candidate],
+        branches: dict[int, str],
+        closing: str | None,
+    ) -> dict[str, Any]:
+        """The PR's title, body and labels when it carries attempt `one`."""
+        report = Report(
+            number=self.task.number,
+            summary=one.outcome.summary or "The agent stopped before writing a summary.",
+            validation=one.outcome.validation,
+            log=one.worklog,
+            changed_files=one.check.files,
+            duration=time.monotonic() - self.started,
+            stop_reason=one.outcome.stop_reason,
+            attempts=ranking.table(candidates, one.number, branches) if branches else "",
+            cost=self.settings.cost(one.worklog.input_tokens, one.worklog.output_tokens),
         )
-        summary = outcome.summary.strip().splitlines()[0] if outcome.summary.strip() else ""
-        text = f"✅ Draft PR ready for review: {pull.url}\n\n{summary}\n\n<sub>{took}</sub>"
+        labels = {INCOMPLETE: bool(one.outcome.stop_reason), FAILING: report.validation_failed}
+        return {
+            "title": publish.titled(plan.title, [name for name, on in labels.items() if on]),
+            "body": render_pr_body(report, self.redact, closing),
+            "labels": labels,
+            "branch": branches.get(one.number, plan.push_branch),
+        }
+
+    async def _remember(
+        self,
+        number: int,
+        plan: context.Plan,
+        best: Attempt,
+        versions: dict[int, dict[str, Any]],
+        closing: str | None,
+    ) -> None:
+        """What `/codex continue` and `/codex pick` need later, kept for 30 days."""
+        run = {
+            "branch": plan.push_branch,
+            "stop_reason": best.outcome.stop_reason,
+            "summary": best.outcome.summary,
+            "commands": [step.command for step in best.worklog.steps if step.step][-25:],
+            "closing": closing if closing is not None else f"Fixes #{self.task.number}",
+            "attempts": versions if len(versions) > 1 or plan.mode != "same_branch" else {},
+        }
+        await self.redis.set(context.run_key(self.task.repo, number), json.dumps(run), ex=RUN_TTL)
+
+    async def _pick(self, github: publish.Client, token: gh.InstallationToken) -> str:
+        """`/codex pick N`: the PR's branch moves to attempt N's commit, its body follows."""
+        task = self.task
+        raw = await self.redis.get(context.run_key(task.repo, task.number))
+        run = json.loads(raw) if raw else {}
+        versions: dict[str, dict[str, Any]] = run.get("attempts") or {}
+        if len(versions) < 2 or str(task.pick) not in versions:
+            have = ", ".join(sorted(versions)) if len(versions) > 1 else "none"
+            raise TaskFailed(
+                f"this pull request has no attempt {task.pick} to move to (attempts with a "
+                f"change: {have}). `/codex pick` works on draft PRs opened with `--attempts`."
+            )
+        chosen = versions[str(task.pick)]
+        await self._show(github, TaskStatus.PUBLISHING, f"📤 Moving to attempt {task.pick}.")
+        owner, name = task.repo.split("/", 1)
+        clone_url = (await github.rest.repos.async_get(owner, name)).parsed_data.clone_url
+        with tempfile.TemporaryDirectory(prefix="codex-") as workdir:
+            checkout = Path(workdir) / "repo"
+            sha = await gitops.clone(clone_url, token.token, checkout, chosen["branch"])
+            await gitops.push(checkout, clone_url, token.token, run["branch"], rev=sha)
+        await publish.update_pull(
+            github, task.repo, task.number, title=chosen["title"], body=chosen["body"]
+        )
+        await publish.set_labels(github, task.repo, task.number, chosen["labels"])
+        text = f"✅ This PR now carries attempt {task.pick} (`{chosen['branch']}`, {sha[:7]})."
         await self._finish(github, TaskStatus.DONE, text)
-        return f"pr #{pull.number}"
+        return f"picked attempt {task.pick}"
 
     def _took(self, worklog: WorkLog) -> str:
         used_in, used_out = worklog.input_tokens, worklog.output_tokens
@@ -301,17 +399,6 @@ class TaskRun:
             f"{time.monotonic() - self.started:.0f} s · {used_in + used_out} tokens "
             f"({used_in} in, {used_out} out) · ≈ ${cost:.4f}"
         )
-
-    async def _collect_diff(self, sandbox: DockerSandbox, base: str) -> bytes:
-        diff = await sandbox.read(
-            DIFF_COMMAND.format(base=base), limit=self.settings.max_diff_bytes
-        )
-        if diff is None:
-            raise TaskFailed(
-                f"the change could not be collected (over {self.settings.max_diff_bytes} bytes, "
-                "or git failed in the sandbox)"
-            )
-        return diff
 
     async def _show(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
         """Show the phase in the status comment; a GitHub hiccup here never fails the task."""

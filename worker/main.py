@@ -17,9 +17,11 @@ from openai import AsyncOpenAI
 from app import github as gh
 from app.settings import get_settings
 from app.tasks import deserialize, serialize
-from worker.jobs import Deps, run_task
+from worker.deps import Deps
+from worker.jobs import run_task
 from worker.model import ResponsesModel
 from worker.sandbox.cache import EnvironmentCache
+from worker.sandbox.egress_service import Egress
 
 settings = get_settings()
 
@@ -41,12 +43,14 @@ async def startup(ctx: dict[str, Any]) -> None:
         docker=engine,
         model=ResponsesModel(client, settings.codex_model),
         cache=cache,
+        egress=await Egress.start(settings, engine),
     )
     cache.collect_in_background()
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     await ctx["openai"].close()
+    await ctx["deps"].egress.close()
     ctx["deps"].docker.close()
 
 

@@ -34,6 +34,14 @@ class Sandbox(Protocol):
         `env` exists for that one command only (how setup-only secrets are passed)."""
         ...
 
+    async def read_file(self, path: str) -> bytes | None:
+        """A file of the checkout (relative `path`); None when it is missing or too large."""
+        ...
+
+    async def write_files(self, files: Mapping[str, bytes | None]) -> None:
+        """Write (None: delete) files of the checkout; an existing file keeps its mode."""
+        ...
+
 
 @dataclass(frozen=True)
 class ToolCall:
@@ -64,4 +72,8 @@ class Conversation(Protocol):
 
 
 class Model(Protocol):
-    def start(self, instructions: str, prompt: str) -> Conversation: ...
+    def start(
+        self, instructions: str, prompt: str, *, model: str | None = None, effort: str | None = None
+    ) -> Conversation:
+        """A new conversation; `model` and `effort` override the server's defaults."""
+        ...

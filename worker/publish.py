@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from githubkit import GitHub, TokenAuthStrategy
+from githubkit.exception import RequestFailed
 
 if TYPE_CHECKING:
     from githubkit_schemas.latest.models import PullRequestSimple
 
 Client = GitHub[TokenAuthStrategy]
+MARKER = re.compile(r"^\[(incomplete|failing validation)\] ")
 
 
 def slug(title: str, limit: int = 40) -> str:
@@ -45,3 +47,33 @@ async def open_draft(
         owner, name, title=title, head=head, base=base, body=body, draft=True
     )
     return PullRequest(created.parsed_data.number, created.parsed_data.html_url)
+
+
+async def update_pull(github: Client, repo: str, number: int, *, title: str, body: str) -> None:
+    owner, name = repo.split("/", 1)
+    await github.rest.pulls.async_update(owner, name, number, title=title, body=body)
+
+
+async def set_labels(github: Client, repo: str, number: int, labels: dict[str, bool]) -> None:
+    """Add the labels marked True and remove those marked False (absent ones are fine)."""
+    owner, name = repo.split("/", 1)
+    if wanted := [label for label, on in labels.items() if on]:
+        await github.rest.issues.async_add_labels(owner, name, number, labels=wanted)
+    for label in (label for label, on in labels.items() if not on):
+        try:
+            await github.rest.issues.async_remove_label(owner, name, number, label)
+        except RequestFailed as error:
+            if error.response.status_code != 404:
+                raise
+
+
+def bare_title(title: str) -> str:
+    """`title` without the markers `titled` adds."""
+    while (match := MARKER.match(title)) is not None:
+        title = title[match.end() :]
+    return title
+
+
+def titled(title: str, markers: list[str]) -> str:
+    """`[incomplete] [failing validation] title`: the state a reviewer must see first."""
+    return "".join(f"[{marker}] " for marker in markers) + bare_title(title)

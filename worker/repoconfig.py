@@ -11,7 +11,16 @@ import re
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from worker.sandbox.egress_policy import ALL_METHODS, normalize_host
 
 PATH = ".github/codex.yml"
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -22,15 +31,21 @@ setup: |
 env: {DJANGO_SETTINGS_MODULE: app.settings.test}
 secrets: [NPM_TOKEN]
 network:
-  agent: off
-validate: pytest -q"""
+  agent: allowlist
+  allow: [pypi.org, "*.pythonhosted.org"]
+  methods: [GET, HEAD]
+validate: pytest -q
+attempts: 2
+model: {name: gpt-5.1-codex, reasoning_effort: high}
+limits: {steps: 30, minutes: 20, tokens: 1000000, cost: 2.5}"""
 
 
 class NetworkConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     agent: Literal["off", "allowlist", "on"] = "off"
-    """Network in the agent phase. Only `off` is enforced by this server so far."""
+    """Network in the agent phase: none, only `allow` through the egress proxy, or anywhere
+    public through the proxy (still logged)."""
     allow: list[str] = Field(default_factory=list)
     methods: list[str] = Field(default_factory=lambda: ["GET", "HEAD", "OPTIONS"])
 
@@ -40,12 +55,50 @@ class NetworkConfig(BaseModel):
         # YAML 1.1 reads a bare `off` / `on` as a boolean.
         return {False: "off", True: "on"}.get(value, value) if isinstance(value, bool) else value
 
-    @field_validator("agent")
+    @field_validator("allow")
     @classmethod
-    def _supported(cls, value: str) -> str:
-        if value != "off":
-            raise ValueError(f"`{value}` is not available on this server yet; use `off`")
+    def _domains(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            name = entry.removeprefix("*.") if isinstance(entry, str) else ""
+            if "*" in name or normalize_host(name) is None:
+                raise ValueError(f"{entry!r} is not a domain (e.g. `pypi.org`, `*.example.org`)")
         return value
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        known = ALL_METHODS | {"*"}
+        for method in value:
+            if method.upper() not in known:
+                raise ValueError(f"{method!r} is not one of {', '.join(sorted(known))}")
+        return [method.upper() for method in value]
+
+    @model_validator(mode="after")
+    def _allowlist_lists_something(self) -> NetworkConfig:
+        if self.agent == "allowlist" and not self.allow:
+            raise ValueError("`agent: allowlist` needs `allow`, the domains the agent may reach")
+        return self
+
+
+class ModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]{0,127}$")
+    """The model for this repository; the server's `CODEX_MODEL` when unset."""
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+
+
+class LimitsConfig(BaseModel):
+    """Per-attempt limits. They can only tighten the server's (`MAX_STEPS`, `AGENT_TIMEOUT`,
+    `MAX_TOKENS`, `MAX_COST`): a repository cannot spend more than the server allows."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    steps: int | None = Field(default=None, ge=1, le=500)
+    minutes: float | None = Field(default=None, gt=0, le=24 * 60)
+    tokens: int | None = Field(default=None, ge=1_000)
+    cost: float | None = Field(default=None, gt=0)
+    """US dollars."""
 
 
 class RepoConfig(BaseModel):
@@ -62,7 +115,16 @@ class RepoConfig(BaseModel):
     """Names of server-side secrets given to the setup phase only."""
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     validate_command: str | None = Field(default=None, alias="validate")
+    """Run by the worker after the agent finishes, whatever the agent claims."""
     attempts: int = Field(default=1, ge=1, le=4)
+    """Independent attempts in parallel; the best one is published."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
 
     @field_validator("env")
     @classmethod

@@ -6,8 +6,21 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from worker.patch import Patch, PatchError, parse
+
 SHELL = "shell"
+APPLY_PATCH = "apply_patch"
 FINISH = "finish"
+
+_PATCH_EXAMPLE = """*** Begin Patch
+*** Update File: src/calc.py
+@@ def sub(a, b):
+-    return a + b
++    return a - b
+*** Add File: docs/notes.md
++# Notes
+*** Delete File: old.txt
+*** End Patch"""
 
 TOOLS: list[dict[str, Any]] = [
     {
@@ -16,7 +29,7 @@ TOOLS: list[dict[str, Any]] = [
         "description": (
             "Run a shell command (sh -c) in the repository checkout inside the sandbox and return "
             "its exit code and output (head and tail kept when long). Use it to read files, "
-            "edit them (sed, cat > file, python), and run the tests."
+            "search the code and run the tests; edit files with apply_patch."
         ),
         "parameters": {
             "type": "object",
@@ -32,6 +45,32 @@ TOOLS: list[dict[str, Any]] = [
                 },
             },
             "required": ["command"],
+            "additionalProperties": False,
+        },
+    },
+    {
+        "type": "function",
+        "name": APPLY_PATCH,
+        "description": (
+            "Edit files with a patch; paths are relative to the repository root. Sections: "
+            "'*** Add File: path' (every line starts with '+'), '*** Delete File: path', "
+            "'*** Update File: path' (optionally followed by '*** Move to: new/path') with hunks. "
+            "A hunk starts with '@@' (or '@@ line' to search just after that line, such as a "
+            "def or class line); each hunk line starts with ' ' (context), '-' (remove) or "
+            "'+' (add). Give about 3 lines of context around each change so that it matches "
+            "one place; hunks go in file order. End a hunk that reaches the end of the file "
+            "with '*** End of File'. Nothing is changed unless the whole patch applies. "
+            f"Example:\n{_PATCH_EXAMPLE}"
+        ),
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "patch": {
+                    "type": "string",
+                    "description": "The patch, from '*** Begin Patch' to '*** End Patch'.",
+                },
+            },
+            "required": ["patch"],
             "additionalProperties": False,
         },
     },
@@ -71,6 +110,13 @@ class ShellCall:
 
 
 @dataclass(frozen=True)
+class PatchCall:
+    patch: Patch
+    text: str
+    """The patch as the model wrote it (for the work log)."""
+
+
+@dataclass(frozen=True)
 class FinishCall:
     summary: str
     validation: list[str]
@@ -86,7 +132,7 @@ def _arguments(raw: str) -> dict[str, Any]:
     return value
 
 
-def parse_call(name: str, raw: str, *, max_timeout: int) -> ShellCall | FinishCall:
+def parse_call(name: str, raw: str, *, max_timeout: int) -> ShellCall | PatchCall | FinishCall:
     args = _arguments(raw)
     if name == SHELL:
         command = args.get("command")
@@ -99,6 +145,14 @@ def parse_call(name: str, raw: str, *, max_timeout: int) -> ShellCall | FinishCa
         if workdir is not None and not isinstance(workdir, str):
             raise BadToolCall("'workdir' must be a string")
         return ShellCall(command=command, timeout=min(timeout, max_timeout), workdir=workdir)
+    if name == APPLY_PATCH:
+        patch = args.get("patch")
+        if not isinstance(patch, str) or not patch.strip():
+            raise BadToolCall("apply_patch needs a non-empty string 'patch'")
+        try:
+            return PatchCall(parse(patch), patch)
+        except PatchError as error:
+            raise BadToolCall(str(error)) from None
     if name == FINISH:
         summary = args.get("summary")
         if not isinstance(summary, str) or not summary.strip():
@@ -107,4 +161,6 @@ def parse_call(name: str, raw: str, *, max_timeout: int) -> ShellCall | FinishCa
         if not isinstance(validation, list) or not all(isinstance(v, str) for v in validation):
             raise BadToolCall("'validation' must be a list of command strings")
         return FinishCall(summary=summary, validation=validation)
-    raise BadToolCall(f"unknown tool {name!r}; the tools are {SHELL!r} and {FINISH!r}")
+    raise BadToolCall(
+        f"unknown tool {name!r}; the tools are {SHELL!r}, {APPLY_PATCH!r} and {FINISH!r}"
+    )

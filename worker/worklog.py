@@ -16,6 +16,7 @@ PR_BODY_LIMIT = 65_536
 """GitHub refuses longer bodies; we stay well under it."""
 BODY_BUDGET = 60_000
 OUTPUT_IN_LOG = 2_000
+CHECK_OUTPUT = 3_000
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,20 @@ class WorkLog:
     output_tokens: int = 0
     environment: str = ""
     """The image and whether the environment came from the cache."""
+    validation: Step | None = None
+    """The repository's `validate` command, run by the worker after the agent finished."""
+    egress_allowed: int = 0
+    egress_denied: dict[str, int] = field(default_factory=dict)
+    """Requests the egress proxy refused, e.g. `POST allowed.example/upload`, with how often."""
+    network: str = "off"
+
+    def record_egress(self, allowed: bool, request: str) -> None:
+        if allowed:
+            self.egress_allowed += 1
+            return
+        request = request if len(request) <= 200 else request[:199] + "…"
+        if request in self.egress_denied or len(self.egress_denied) < 100:
+            self.egress_denied[request] = self.egress_denied.get(request, 0) + 1
 
     def last_run_of(self, command: str) -> Step | None:
         wanted = command.strip()
@@ -52,6 +67,15 @@ class Report:
     changed_files: list[str]
     duration: float
     stop_reason: str | None = None
+    attempts: str = ""
+    """The Markdown table of all attempts, when there were several."""
+    cost: float = 0.0
+    """US dollars the model's tokens cost, at the server's prices."""
+
+    @property
+    def validation_failed(self) -> bool:
+        check = self.log.validation
+        return check is not None and (check.exit_code != 0 or check.timed_out)
 
 
 def fence(text: str, info: str = "") -> str:
@@ -77,10 +101,52 @@ def render_step(step: Step) -> str:
     return f"{head}\n\n{fence(output, 'text')}" if output else head
 
 
+def render_check(check: Step) -> str:
+    """The repository's own validate command, as the worker ran it."""
+    if check.timed_out:
+        verdict = f"❌ timed out after {check.duration:.0f} s"
+    elif check.exit_code == 0:
+        verdict = f"✅ passed ({check.duration:.1f} s)"
+    else:
+        verdict = f"❌ failed with exit {check.exit_code} ({check.duration:.1f} s)"
+    head = (
+        f"**Repository check** {inline_code(check.command)}, run by the worker after the agent "
+        f"finished: {verdict}"
+    )
+    output = trim_middle(check.output.strip(), CHECK_OUTPUT)
+    if not output:
+        return head
+    return f"{head}\n\n<details><summary>Output</summary>\n\n{fence(output, 'text')}\n\n</details>"
+
+
 def render_validation(report: Report) -> str:
+    parts = [render_check(report.log.validation)] if report.log.validation else []
+    parts.append(render_claims(report))
+    return "\n\n".join(parts)
+
+
+def render_network(log: WorkLog) -> str:
+    if log.network == "off":
+        return ""
+    refused = list(log.egress_denied.items())
+    denied = "\n".join(
+        f"- {inline_code(entry)}" + (f" ({count} times)" if count > 1 else "")
+        for entry, count in refused[:50]
+    )
+    more = len(refused) - 50
+    text = (
+        f"Network `{log.network}`: {log.egress_allowed} requests allowed, "
+        f"{sum(log.egress_denied.values())} refused by the egress proxy."
+    )
+    if denied:
+        text += f" Refused:\n\n{denied}" + (f"\n- ... and {more} more" if more > 0 else "")
+    return text
+
+
+def render_claims(report: Report) -> str:
     if not report.validation:
         return "The agent named no validation command."
-    lines = []
+    lines = ["Commands the agent named as validation:"]
     for command in report.validation:
         step = report.log.last_run_of(command)
         if step is None:
@@ -116,13 +182,26 @@ def render_pr_body(report: Report, redact: Redactor, closing: str | None = None)
         render_validation(report),
         "## Changed files",
         files,
+        *(["## Attempts", report.attempts] if report.attempts else []),
+        *(["## Network", network] if (network := render_network(log)) else []),
         "## Run",
         f"{len(log.steps)} commands in {report.duration:.0f} s; "
-        f"{log.input_tokens} input and {log.output_tokens} output tokens."
-        + (f" Environment: {log.environment}." if log.environment else ""),
+        f"{log.input_tokens} input and {log.output_tokens} output tokens (≈ ${report.cost:.4f})."
+        + (f" Environment: {log.environment}." if log.environment else "")
+        + "".join(f"\n- {inline_code(note)}" for note in log.notes[:20]),
     ]
+    if report.validation_failed:
+        check = log.validation
+        assert check is not None
+        head[:0] = [
+            f"> [!CAUTION]\n> Failing validation: {inline_code(check.command)} "
+            f"{'timed out' if check.timed_out else f'exited {check.exit_code}'}. Review with care."
+        ]
     if report.stop_reason:
-        head[:0] = [f"> [!WARNING]\n> Incomplete: {report.stop_reason}"]
+        head[:0] = [
+            f"> [!WARNING]\n> Incomplete: {report.stop_reason}. "
+            "Comment `/codex continue` to resume on this branch."
+        ]
     top = "\n\n".join(head)
     tail = f"Fixes #{report.number}" if closing is None else closing
     budget = BODY_BUDGET - len(top) - len(tail) - 200

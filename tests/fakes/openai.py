@@ -5,6 +5,8 @@ Speaks the Responses API (`POST /v1/responses`) and Chat Completions
 it. A test registers a script (a list of turns) under a text that identifies its conversation;
 each request is answered with the next turn of the matching script, the turn being derived from
 the request itself (the ids of earlier calls it carries), so the server keeps no session state.
+Faults are injected per request, in arrival order: an error status (with `Retry-After`), a
+reply that comes late (to play a timeout), or a body that is not JSON.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -47,8 +49,27 @@ Turn = list[Call] | str
 
 @dataclass
 class Script:
-    match: str
+    match: tuple[str, ...]
+    """Every one of these must appear in the conversation's opening."""
     turns: list[Turn]
+
+    def matches(self, opening: str) -> bool:
+        return all(part in opening for part in self.match)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What the next request gets instead of (or before) its scripted answer."""
+
+    status: int | None = None
+    """Answer with this error status."""
+    retry_after: float | None = None
+    """Seconds sent as `Retry-After` with the error."""
+    delay: float = 0.0
+    """Seconds to wait before answering."""
+    body: str | None = None
+    """Answer 200 with this text instead of the scripted turn."""
+    content_type: str = "text/html"
 
 
 @dataclass
@@ -56,7 +77,7 @@ class ScriptedOpenAI:
     api_key: str = "sk-test-" + "0" * 32
     scripts: list[Script] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[int] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
@@ -68,22 +89,35 @@ class ScriptedOpenAI:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
     def __enter__(self) -> ScriptedOpenAI:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
 
-    def script(self, match: str, turns: list[Turn]) -> None:
-        """Answer conversations whose instructions or first message contain `match`."""
+    def script(self, match: str | tuple[str, ...], turns: Sequence[Turn]) -> None:
+        """Answer conversations whose instructions or first message contain `match` (every
+        part of it, for a tuple: e.g. a title and `attempt 2 of 3`). The first script
+        registered that matches wins."""
         with self.lock:
-            self.scripts.append(Script(match, turns))
+            self.scripts.append(Script((match,) if isinstance(match, str) else match, list(turns)))
 
-    def fail(self, status: int, times: int = 1) -> None:
+    def fail(self, status: int, times: int = 1, *, retry_after: float | None = None) -> None:
         """The next `times` requests get `status` with an OpenAI-style error body."""
+        self.inject(Fault(status, retry_after), times)
+
+    def delay(self, seconds: float, times: int = 1) -> None:
+        """The next `times` requests are answered only after `seconds`."""
+        self.inject(Fault(delay=seconds), times)
+
+    def garble(self, body: str, times: int = 1, content_type: str = "text/html") -> None:
+        """The next `times` requests get `body` with status 200."""
+        self.inject(Fault(body=body, content_type=content_type), times)
+
+    def inject(self, fault: Fault, times: int) -> None:
         with self.lock:
-            self.failures += [status] * times
+            self.faults += [fault] * times
 
     def conversation(self, match: str) -> Iterator[dict[str, Any]]:
         """The requests of conversations that matched `match`, in order."""
@@ -91,16 +125,22 @@ class ScriptedOpenAI:
 
     def find(self, body: dict[str, Any]) -> Script | None:
         opening = _opening(body)
-        return next((s for s in self.scripts if s.match in opening), None)
+        return next((s for s in self.scripts if s.matches(opening)), None)
 
 
 def _opening(body: dict[str, Any]) -> str:
-    """The text that identifies a conversation: instructions and the first message."""
+    """The text that identifies a conversation: instructions and the first message (for Chat
+    Completions the system message, if any, and the message after it)."""
     items = body.get("input") if "input" in body else body.get("messages")
-    first: Any = items[0] if isinstance(items, list) and items else items
-    if isinstance(first, dict):
-        first = first.get("content")
-    return f"{body.get('instructions', '')}\n{json.dumps(first)}"
+    if not isinstance(items, list):
+        items = [items]
+    opening = items[:2] if items and _is_system(items[0]) else items[:1]
+    contents = [i.get("content") if isinstance(i, dict) else i for i in opening]
+    return "\n".join([body.get("instructions", ""), *(json.dumps(c) for c in contents)])
+
+
+def _is_system(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("role") in ("system", "developer")
 
 
 def _turn_index(body: dict[str, Any]) -> int:
@@ -214,28 +254,63 @@ def _handler(fake: ScriptedOpenAI) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def send_json(self, status: int, data: dict[str, Any]) -> None:
-            raw = json.dumps(data).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
-            self.end_headers()
-            self.wfile.write(raw)
+        def send(
+            self,
+            status: int,
+            raw: bytes,
+            kind: str = "application/json",
+            headers: dict[str, str] | None = None,
+        ) -> None:
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(raw)))
+                self.send_header("x-request-id", f"req_{uuid.uuid4().hex}")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(raw)
+            except OSError:
+                self.close_connection = True  # the client gave up (a timeout being played)
 
-        def error(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-            self.send_json(status, {"error": {"message": message, "type": kind, "code": None}})
+        def send_json(self, status: int, data: dict[str, Any]) -> None:
+            self.send(status, json.dumps(data).encode())
+
+        def error(
+            self,
+            status: int,
+            message: str,
+            kind: str = "invalid_request_error",
+            headers: dict[str, str] | None = None,
+        ) -> None:
+            body = {"error": {"message": message, "type": kind, "code": None}}
+            self.send(status, json.dumps(body).encode(), headers=headers)
+
+        def fault(self, fault: Fault) -> bool:
+            """Play `fault`; True when it answered the request."""
+            time.sleep(fault.delay)
+            if fault.status is not None:
+                kind = {429: "rate_limit_error"}.get(fault.status, "server_error")
+                headers = (
+                    {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+                )
+                self.error(fault.status, f"scripted failure {fault.status}", kind, headers)
+                return True
+            if fault.body is not None:
+                self.send(200, fault.body.encode(), fault.content_type)
+                return True
+            return False
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length", "0"))
             body = json.loads(self.rfile.read(length) or b"{}")
             with fake.lock:
                 fake.requests.append(body)
-                failure = fake.failures.pop(0) if fake.failures else None
+                fault = fake.faults.pop(0) if fake.faults else None
             if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
                 return self.error(401, "Incorrect API key provided.")
-            if failure is not None:
-                return self.error(failure, f"scripted failure {failure}", "server_error")
+            if fault is not None and self.fault(fault):
+                return None
             script = fake.find(body)
             if script is None:
                 return self.error(400, "no script matches this conversation")

@@ -12,8 +12,6 @@ import asyncio
 import logging
 import secrets
 import shlex
-import tarfile
-import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
@@ -24,14 +22,21 @@ import docker
 from docker.models.containers import Container
 
 from worker.protocols import CommandResult
+from worker.sandbox.archives import SANDBOX_UID, tar_files, tar_tree
 from worker.sandbox.output import OutputBuffer
 
 log = logging.getLogger(__name__)
 
 WORKDIR = "/workspace"
-SANDBOX_UID = 1000
+HOME = "/home/codex"
 GRACE = 5
 """Seconds between TERM and KILL for a command that outlives its timeout."""
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
+CA_VARIABLES = (
+    "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO", "PIP_CERT",
+)  # fmt: skip
+"""How common tools are told about a proxy and an extra CA, without root in the container."""
 
 
 class SandboxError(Exception):
@@ -54,22 +59,6 @@ class SandboxSpec:
     """Written to the container's `codex.task` label, so leftovers can be found and removed."""
 
 
-def _tar_tree(root: Path) -> tempfile.SpooledTemporaryFile[bytes]:
-    """A tar of `root`'s contents owned by the sandbox user, without following symlinks."""
-    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 (caller closes)
-
-    def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-        info.uid = info.gid = SANDBOX_UID
-        info.uname = info.gname = "codex"
-        return info
-
-    with tarfile.open(fileobj=spool, mode="w") as tar:
-        for child in sorted(root.iterdir()):
-            tar.add(child, arcname=child.name, filter=owned)
-    spool.seek(0)
-    return spool
-
-
 class DockerSandbox:
     def __init__(
         self, client: docker.DockerClient, container: Container, spec: SandboxSpec
@@ -78,6 +67,8 @@ class DockerSandbox:
         self.api = client.api
         self.container = container
         self.spec = spec
+        self.exec_env: dict[str, str] = {}
+        """Environment of every command from now on (the agent phase's proxy settings)."""
 
     @property
     def name(self) -> str:
@@ -87,7 +78,7 @@ class DockerSandbox:
         """Copy the directory `root` into the sandbox's working directory."""
 
         def put() -> None:
-            with _tar_tree(root) as archive:
+            with tar_tree(root) as archive:
                 if not self.container.put_archive(WORKDIR, archive):
                     raise SandboxError(f"copying the checkout into {self.name} failed")
 
@@ -128,7 +119,10 @@ class DockerSandbox:
         api = self.api
         try:
             exec_id = api.exec_create(
-                self.container.id, argv, workdir=workdir, environment=dict(env or {})
+                self.container.id,
+                argv,
+                workdir=workdir,
+                environment={**self.exec_env, **(env or {})},
             )["Id"]
             buffer = OutputBuffer(self.spec.output_limit)
             for chunk in api.exec_start(exec_id, stream=True):
@@ -160,11 +154,76 @@ class DockerSandbox:
 
         return await asyncio.wait_for(asyncio.to_thread(run), timeout + 30)
 
+    async def read_file(self, path: str, limit: int = 4_000_000) -> bytes | None:
+        """A file of the checkout (relative `path`), or None when it is missing or too large."""
+        return await self.read(f"cat -- {shlex.quote(path)}", limit=limit)
+
+    async def write_files(self, files: Mapping[str, bytes | None]) -> None:
+        """Write (or with None, delete) checkout files. Contents are staged through the Docker
+        API and copied with `cat >`, so an existing file keeps its mode (an edited script stays
+        executable)."""
+        stage = f"{HOME}/.codex-write-{secrets.token_hex(4)}"
+        staged = {str(n): data for n, data in enumerate(files.values()) if data is not None}
+        script = []
+        for n, (path, data) in enumerate(files.items()):
+            target = shlex.quote(path)
+            if data is None:
+                script.append(f"rm -f -- {target}")
+            else:
+                script.append(f'mkdir -p -- "$(dirname -- {target})" && cat {stage}/{n} > {target}')
+        script.append(f"rm -rf {stage}")
+        if staged:
+            await self.run(f"mkdir -p {stage}", timeout=30)
+
+            def put() -> None:
+                if not self.container.put_archive(stage, tar_files(staged)):
+                    raise SandboxError(f"copying files into {self.name} failed")
+
+            await asyncio.to_thread(put)
+        result = await self.run(" && ".join(script), timeout=60)
+        if result.exit_code != 0:
+            raise SandboxError(f"writing files in the sandbox failed: {result.output[-500:]}")
+
     async def isolate(self) -> None:
-        """Leave the setup network: from here on the container has loopback only."""
-        if self.spec.network:
-            network = await asyncio.to_thread(self.client.networks.get, self.spec.network)
-            await asyncio.to_thread(network.disconnect, self.container, force=True)
+        """Leave every network: from here on the container has loopback only."""
+        await self._leave_networks(keep=None)
+
+    async def _leave_networks(self, keep: str | None) -> None:
+        await asyncio.to_thread(self.container.reload)
+        joined = self.container.attrs["NetworkSettings"]["Networks"] or {}
+        for name in joined:
+            if name not in (keep, "none"):
+                network = await asyncio.to_thread(self.client.networks.get, name)
+                await asyncio.to_thread(network.disconnect, self.container, force=True)
+
+    async def join_egress(self, network: str, proxy_url: str, ca_pem: bytes) -> str:
+        """The agent phase with `allowlist` or `on`: the container leaves the setup network and
+        joins `network`, where the only address it reaches is the egress proxy. Its commands
+        get the proxy settings and trust `ca_pem` (for TLS interception). Returns the
+        container's address there: the proxy tells tasks apart by it."""
+        await self._leave_networks(keep=network)
+        joined = self.container.attrs["NetworkSettings"]["Networks"] or {}
+        if network not in joined:
+            net = await asyncio.to_thread(self.client.networks.get, network)
+            await asyncio.to_thread(net.connect, self.container)
+            await asyncio.to_thread(self.container.reload)
+        address = str(self.container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"])
+        await asyncio.to_thread(
+            self.container.put_archive, HOME, tar_files({".codex-egress-ca.pem": ca_pem})
+        )
+        bundle, ours = f"{HOME}/.codex-ca-bundle.pem", f"{HOME}/.codex-egress-ca.pem"
+        await self.run(
+            f"cat /etc/ssl/certs/ca-certificates.crt {ours} > {bundle} 2>/dev/null "
+            f"|| cp {ours} {bundle}",
+            timeout=30,
+        )
+        self.exec_env = {
+            **{name: proxy_url for name in PROXY_VARIABLES},
+            "NO_PROXY": "localhost,127.0.0.1,::1",
+            "no_proxy": "localhost,127.0.0.1,::1",
+            **{name: bundle for name in CA_VARIABLES},
+        }
+        return address
 
     async def kill(self) -> None:
         with suppress(docker.errors.NotFound):
@@ -183,12 +242,13 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
         working_dir=WORKDIR,
         environment={
             **spec.env,
-            "HOME": "/home/codex",
+            "HOME": HOME,
             "CI": "true",
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
         },
-        **({"network": spec.network} if spec.network else {"network_mode": "none"}),
+        network=spec.network,  # docker-py refuses both at once, by truthiness
+        network_mode=None if spec.network else "none",
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
         pids_limit=spec.pids,

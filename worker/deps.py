@@ -1,0 +1,23 @@
+"""What a job needs from the worker process: clients owned by startup/shutdown."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import docker
+from githubkit import AppAuthStrategy, GitHub
+
+from app.settings import Settings
+from worker.protocols import Model
+from worker.sandbox.cache import EnvironmentCache
+from worker.sandbox.egress_service import Egress
+
+
+@dataclass(frozen=True)
+class Deps:
+    settings: Settings
+    app_github: GitHub[AppAuthStrategy]
+    docker: docker.DockerClient
+    model: Model
+    cache: EnvironmentCache
+    egress: Egress
