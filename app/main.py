@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from app import events, feedback, queue
+from app import events, feedback, queue, tasklog
 from app.github import app_client
 from app.settings import get_settings
 from app.tasks import Task
@@ -83,6 +83,16 @@ async def healthz(request: Request) -> Response:
     return PlainTextResponse("ok")
 
 
+async def work_log(request: Request) -> Response:
+    """A task's full work log; the unguessable id in the PR body's link is the credential."""
+    services: feedback.Services = request.app.state.services
+    text = await tasklog.load(services.redis, request.path_params["log_id"])
+    if text is None:
+        return PlainTextResponse("No such log (logs are kept for 30 days).", status_code=404)
+    headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=60"}
+    return PlainTextResponse(text, headers=headers)
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
@@ -100,6 +110,7 @@ app = Starlette(
     routes=[
         Route("/webhook", webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/logs/{log_id}", work_log, methods=["GET"]),
     ],
     lifespan=lifespan,
 )

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     model_timeout: float = Field(default=300.0, gt=0)
     """Seconds one model request may take."""
     trigger_label: str = "codex"
+    public_url: str | None = None
+    """Where people reach this app, e.g. `https://codex.example.com` (`PUBLIC_URL`); PR bodies
+    then link to each task's full work log there."""
     sandbox_image: str = "codex-sandbox:local"
     bot_name: str = "codex-app"
     """The App's slug: its own events (`<slug>[bot]`) never start work."""
@@ -65,6 +68,9 @@ class Settings(BaseSettings):
     sandbox_memory: str = "2g"
     sandbox_cpus: float = Field(default=2.0, gt=0)
     sandbox_pids: int = Field(default=512, ge=16)
+    sandbox_runtime: Literal["runc", "runsc"] | None = None
+    """Docker runtime for sandboxes (`SANDBOX_RUNTIME`); `runsc` is gVisor, registered by
+    deploy/docker/ensure-dockerd.sh without network. A repository's `runtime` overrides it."""
     max_diff_bytes: int = Field(default=5_000_000, ge=1_000)
     sandbox_network: str = "codex-setup"
     """Docker network for the setup phase, firewalled by deploy/docker/sandbox-network.sh;

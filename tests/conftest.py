@@ -201,6 +201,7 @@ def service_env(
         "CODEX_MODEL": "scripted-model",
         "SANDBOX_IMAGE": SANDBOX_IMAGE,
         "COMMAND_TIMEOUT": "60",
+        "MODEL_RETRIES": "2",
         "ENV_CACHE_TTL": "300",  # snapshots from earlier test runs are collected
         "REPO_SECRETS": json.dumps({"octo-env": {"NPM_TOKEN": NPM_TOKEN}}),
         "REPO_DEFAULTS": json.dumps({"octo-env": {"env": {"FROM_SERVER": "yes"}}}),
@@ -224,8 +225,9 @@ def start_service(argv: list[str], env: dict[str, str], log: Path) -> Service:
 def start_app(env: dict[str, str], log: Path) -> tuple[Service, str]:
     port = free_port()
     argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--no-access-log"]
-    service = start_service(argv, env, log)
     url = f"http://127.0.0.1:{port}"
+    env.setdefault("PUBLIC_URL", url)  # the worker, started with `env` next, links to this app
+    service = start_service(argv, env, log)
 
     def healthy() -> bool:
         assert service.process.poll() is None, f"the app exited:\n{service.tail()}"

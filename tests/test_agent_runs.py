@@ -211,3 +211,18 @@ def test_the_tools_edit_by_patch_and_answer_malformed_calls_with_errors(system: 
     body = pull["body"]
     assert "apply_patch  # M calc.py (+1 -1), A NOTES.md (+1)" in body
     assert "malformed shell call" in body
+
+
+def test_a_model_api_that_keeps_failing_is_reported_after_retries(system: System) -> None:
+    repo = calc_repo(system, "")
+    number = system.github.create_issue(repo, "Model outage", "add() subtracts", user="alice")
+    system.openai.script("Model outage", [[shell(FIX)], [finish("Fixed.")]])
+    system.openai.fail(503, times=3)  # MODEL_RETRIES=2 in the tests: three tries in all
+
+    assert label(system, repo, number) == 202
+
+    done = status_comment(system, repo, number, "Stopped without a change to publish")
+    assert "the model failed at step 1: the model API answered 503" in done["body"]
+    assert "after 3 tries" in done["body"] and "Comment `/codex fix` to try again" in done["body"]
+    assert system.github.pulls(repo) == []
+    assert len(list(system.openai.conversation("Model outage"))) == 3, "three tries, no more"

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import NPM_TOKEN, System, wait_for
@@ -200,3 +201,51 @@ def test_setup_has_a_network_that_reaches_nothing_on_the_host_and_the_agent_has_
     agent = tool_outputs(system, "Network phases")[0]
     assert agent.startswith("exit code: 0\nlo\n"), "the agent phase has loopback only"
     assert "reachable" not in agent
+
+
+def test_runtime_runsc_runs_setup_and_agent_under_gvisor(system: System) -> None:
+    repo = env_repo(system, "runtime: runsc\nsetup: dmesg | head -1 > /tmp/kernel\n")
+    number = system.github.create_issue(repo, "Under gVisor", "x", user="alice")
+    system.openai.script(
+        "Under gVisor",
+        [[shell("cat /tmp/kernel; ls /sys/class/net; echo ok > ok.txt")], [finish("Done.")]],
+    )
+    assert label(system, repo, number) == 202
+    pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
+    seen = tool_outputs(system, "Under gVisor")[0]
+    assert "Starting gVisor" in seen, "setup and agent ran in the gVisor kernel"
+    assert "eth0" not in seen
+    assert "setup ran without network: gVisor (runsc) sandboxes have none" in pull["body"]
+    assert system.github.git(repo, "show", f"{pull['head']}:ok.txt") == "ok\n"
+
+
+def test_runtime_runsc_with_a_network_is_a_config_error(system: System) -> None:
+    repo = env_repo(system, "runtime: runsc\nnetwork: {agent: on}\n")
+    number = system.github.create_issue(repo, "gVisor online", "x", user="alice")
+    assert label(system, repo, number) == 202
+    comment = status_comment(system, repo, number, "task failed")
+    assert "`runtime: runsc` sandboxes have no network here" in comment["body"]
+
+
+def test_the_full_work_log_keeps_what_the_pr_body_trims_and_no_secret(system: System) -> None:
+    repo = env_repo(system, "secrets: [NPM_TOKEN]\nsetup: echo token=$NPM_TOKEN\n")
+    number = system.github.create_issue(repo, "Long log", "x", user="alice")
+    xs = "head -c 5000 /dev/zero | tr '\\0' x; echo"
+    noisy = [[shell(f"{xs}; echo mar''ker-{n}; {xs}")] for n in range(3)]  # not in the command
+    system.openai.script("Long log", [*noisy, [shell("echo ok > ok.txt")], [finish("Done.")]])
+
+    assert label(system, repo, number) == 202
+
+    pull = wait_for(lambda: system.github.pulls(repo), 120, f"a PR\n{system.logs()}")[0]
+    body = pull["body"]
+    assert "marker-" not in body, "the body keeps the head and tail of each output"
+    link = body.split("The full log, every step's whole output: ", 1)[1].split()[0]
+    assert link.startswith(system.app_url + "/logs/")
+    reply = httpx.get(link, timeout=10)
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    full = reply.text
+    assert all(f"marker-{n}" in full for n in range(3)), "every output is whole in the full log"
+    assert "token=[REDACTED]" in full, full[:500]
+    assert NPM_TOKEN not in full
+    for wrong in (link[:-1] + ("0" if link[-1] != "0" else "1"), system.app_url + "/logs/x"):
+        assert httpx.get(wrong, timeout=10).status_code == 404

@@ -85,6 +85,7 @@ def test_allowlist_lets_listed_hosts_and_methods_through_and_reports_the_rest(
 ) -> None:
     network = "{agent: allowlist, allow: [allowed.example, '*.allowed.example'], methods: [GET]}"
     repo = network_repo(system, network)
+    internet.seen.clear()
     number = system.github.create_issue(repo, "Allowlisted fetch", "x", user="alice")
     run = fetches(
         "GET http://allowed.example/plain",

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from app.settings import Settings
 from worker import tools
+from worker.modelerrors import ModelError
 from worker.patch import PatchError
 from worker.protocols import Conversation, Sandbox, ToolCall, ToolResult
 from worker.repoconfig import LimitsConfig
@@ -64,6 +65,8 @@ class Outcome:
     steps: int
     stop_reason: str | None = None
     """Why the agent stopped before calling `finish`, or None when it finished."""
+    model_failed: bool = False
+    """Stopped because the model API failed (after retries), not because of a limit."""
 
 
 class Submitted(Exception):
@@ -114,6 +117,7 @@ class Agent:
                         turn = await conversation.next_turn(results, note)
                 except TimeoutError:
                     raise LimitsExceeded(self._time_limit()) from None
+
                 self.worklog.input_tokens += turn.input_tokens
                 self.worklog.output_tokens += turn.output_tokens
                 note = None if turn.calls else NUDGE
@@ -123,6 +127,10 @@ class Agent:
         except LimitsExceeded as stop:
             log.info("task %s: agent stopped: %s", self.label, stop)
             return Outcome("", [], self.step, stop_reason=str(stop))
+        except ModelError as error:
+            log.warning("task %s: the model failed: %s", self.label, error)
+            reason = f"the model failed at step {self.step}: {error}"
+            return Outcome("", [], self.step, stop_reason=reason, model_failed=True)
 
     def check_limits(self) -> None:
         """Raise `LimitsExceeded` when another model turn would go past a limit."""

@@ -101,8 +101,16 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
         cache_key = await deps.cache.key_for(job.repo, image, config, job.checkout)
         warm = await deps.cache.lookup(cache_key)
     mode = config.network.agent
+    runtime = config.runtime or settings.sandbox_runtime
+    if runtime == "runsc" and mode != "off":
+        raise AttemptFailed(
+            "this server runs sandboxes under gVisor (`SANDBOX_RUNTIME=runsc`), which has no "
+            "network: use `network.agent: off`, or `runtime: runc`"
+        )
     deps.egress.require(mode)
-    network = settings.sandbox_network if cache_key else None
+    network = settings.sandbox_network if cache_key and runtime != "runsc" else None
+    if cache_key and runtime == "runsc":
+        worklog.notes.append("setup ran without network: gVisor (runsc) sandboxes have none")
     if network and not await network_exists(deps.docker, network):
         worklog.notes.append(f"setup ran without network: no Docker network {network!r}")
         network = None
@@ -117,6 +125,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
         pids=settings.sandbox_pids,
         output_limit=settings.output_limit,
         label=f"{job.label}/{number}",
+        runtime=None if runtime == "runc" else runtime,
     )
     async with open_sandbox(deps.docker, spec) as sandbox:
         await sandbox.put_tree(job.checkout)

@@ -19,7 +19,7 @@ from typing import Any
 
 from arq.connections import ArqRedis
 
-from app import access, queue, status
+from app import access, queue, status, tasklog
 from app import github as gh
 from app.tasks import Task, TaskStatus
 from worker import attempt, context, environment, gitops, prompt, publish, ranking, repoconfig
@@ -27,7 +27,7 @@ from worker.agent import Progress, limits_for
 from worker.attempt import Attempt
 from worker.deps import Deps
 from worker.redact import Redactor
-from worker.worklog import Report, WorkLog, render_pr_body
+from worker.worklog import Report, WorkLog, render_full, render_pr_body
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,7 @@ class TaskRun:
         self.started_at = time.time()
         self.shown = 0.0
         self.steps: dict[int, int] = {}
+        self.log_url: str | None = None
 
     async def run(self) -> str:
         task = self.task
@@ -132,6 +133,8 @@ class TaskRun:
             checkout = Path(workdir) / "repo"
             base = await gitops.clone(plan.clone_url, token.token, checkout, plan.fetch_ref)
             attempts = await self._attempts(github, token, plan, checkout, base)
+            full = self.redact(render_full([one.worklog for one in attempts]))
+            self.log_url = await tasklog.store(self.redis, self.settings, task.job_id, full)
             best = attempts[ranking.order([a.candidate() for a in attempts])[0].number - 1]
             if not best.publishable:
                 return await self._nothing_to_publish(github, best)
@@ -204,7 +207,12 @@ class TaskRun:
         if best.diff and best.check.problems:
             raise TaskFailed("the change was not published: " + "; ".join(best.check.problems))
         reason = best.outcome.stop_reason
-        if reason:
+        if reason and best.outcome.model_failed:
+            text = (
+                f"⏹️ Stopped without a change to publish: {reason}. Comment `/codex fix` to try "
+                "again."
+            )
+        elif reason:
             text = (
                 f"⏹️ Stopped without a change to publish: {reason}. Narrow the request, or raise "
                 "the limit in `.github/codex.yml` `limits` (within the server's), then comment "
@@ -212,6 +220,8 @@ class TaskRun:
             )
         else:
             text = "🤷 No changes were made: the agent finished without changing any file."
+        if self.log_url:
+            text += f"\n\nThe work log: {self.log_url}"
         await self._finish(github, TaskStatus.DONE, text)
         return "no changes"
 
@@ -340,7 +350,7 @@ class TaskRun:
         labels = {INCOMPLETE: bool(one.outcome.stop_reason), FAILING: report.validation_failed}
         return {
             "title": publish.titled(plan.title, [name for name, on in labels.items() if on]),
-            "body": render_pr_body(report, self.redact, closing),
+            "body": render_pr_body(report, self.redact, closing, self.log_url),
             "labels": labels,
             "branch": branches.get(one.number, plan.push_branch),
         }

@@ -12,14 +12,13 @@ from typing import Any, ClassVar
 
 import docker
 from arq.connections import RedisSettings
-from openai import AsyncOpenAI
 
 from app import github as gh
 from app.settings import get_settings
 from app.tasks import deserialize, serialize
 from worker.deps import Deps
 from worker.jobs import run_task
-from worker.model import ResponsesModel
+from worker.model import build_model, openai_client
 from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.egress_service import Egress
 
@@ -28,12 +27,7 @@ settings = get_settings()
 
 async def startup(ctx: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    client = AsyncOpenAI(
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url,
-        timeout=120,
-        max_retries=3,
-    )
+    client = openai_client(settings)
     ctx["openai"] = client
     engine = docker.from_env()
     cache = EnvironmentCache(engine, settings.env_cache_ttl)
@@ -41,7 +35,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         settings=settings,
         app_github=gh.app_client(settings),
         docker=engine,
-        model=ResponsesModel(client, settings.codex_model),
+        model=build_model(settings, client),
         cache=cache,
         egress=await Egress.start(settings, engine),
     )

@@ -120,6 +120,17 @@ class RepoConfig(BaseModel):
     """Independent attempts in parallel; the best one is published."""
     model: ModelConfig = Field(default_factory=ModelConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    runtime: Literal["runc", "runsc"] | None = None
+    """The container runtime; `runsc` (gVisor) adds a kernel boundary and, on this server, has
+    no network at all. The server's `SANDBOX_RUNTIME` when unset."""
+
+    @model_validator(mode="after")
+    def _gvisor_is_offline(self) -> RepoConfig:
+        if self.runtime == "runsc" and self.network.agent != "off":
+            raise ValueError(
+                "`runtime: runsc` sandboxes have no network here; use `network.agent: off`"
+            )
+        return self
 
     @field_validator("model", mode="before")
     @classmethod

@@ -171,7 +171,28 @@ def render_log(steps: list[str], budget: int) -> str:
     return "\n\n".join(kept)
 
 
-def render_pr_body(report: Report, redact: Redactor, closing: str | None = None) -> str:
+def render_full(logs: list[WorkLog]) -> str:
+    """Every step of every attempt with its whole output (as the model saw it), in plain text:
+    what the task page serves when the PR body's log is trimmed."""
+    parts: list[str] = []
+    for number, log in enumerate(logs, 1):
+        if len(logs) > 1:
+            parts.append(f"======== Attempt {number} of {len(logs)} ========")
+        for step in [*log.steps, *([log.validation] if log.validation else [])]:
+            name = {0: "setup", -1: "repository check"}.get(step.step, f"step {step.step}")
+            status = "timed out" if step.timed_out else f"exit {step.exit_code}"
+            parts.append(f"--- {name}: {status} ({step.duration:.1f} s)\n$ {step.command}")
+            if step.output.strip():
+                parts.append(step.output.rstrip())
+        parts += [f"note: {note}" for note in log.notes]
+        if log.network != "off":
+            parts.append(render_network(log))
+    return "\n\n".join(parts) + "\n"
+
+
+def render_pr_body(
+    report: Report, redact: Redactor, closing: str | None = None, log_url: str | None = None
+) -> str:
     """The PR body (or final comment): evidence first, the work log folded, then `closing`."""
     log = report.log
     files = "\n".join(f"- `{name}`" for name in report.changed_files) or "- (none)"
@@ -206,8 +227,9 @@ def render_pr_body(report: Report, redact: Redactor, closing: str | None = None)
     tail = f"Fixes #{report.number}" if closing is None else closing
     budget = BODY_BUDGET - len(top) - len(tail) - 200
     steps = [redact(render_step(step)) for step in log.steps]
+    full = f"The full log, every step's whole output: {log_url}\n\n" if log_url else ""
     work_log = (
-        f"<details>\n<summary>Work log</summary>\n\n{render_log(steps, budget)}\n\n</details>"
+        f"<details>\n<summary>Work log</summary>\n\n{full}{render_log(steps, budget)}\n\n</details>"
     )
     body = "\n\n".join([redact(top), work_log, tail])
     return trim_middle(body, BODY_BUDGET)

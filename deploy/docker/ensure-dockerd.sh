@@ -4,23 +4,25 @@
 #   DOCKER_STORAGE_DRIVER  force a storage driver (default: probed)
 set -euo pipefail
 
-docker info >/dev/null 2>&1 && exit 0
-[[ $EUID -eq 0 ]] || { echo "ensure-dockerd: must run as root" >&2; exit 1; }
-
 CONF=/etc/docker/daemon.json
 LOG=/var/log/dockerd.log
 
-# Register gVisor. Its netstack is off: runsc containers get no network at all.
-if RUNSC=$(command -v runsc); then
+# Register gVisor. Its netstack is off: runsc containers get no network at all. A running
+# dockerd reloads its runtimes on SIGHUP.
+if [[ $EUID -eq 0 ]] && RUNSC=$(command -v runsc) && ! grep -q '"runsc"' "$CONF" 2>/dev/null; then
   want=$(printf '{"runtimes":{"runsc":{"path":"%s","runtimeArgs":["--network=none","--platform=ptrace"]}}}' "$RUNSC")
   if [[ ! -s $CONF ]]; then
     mkdir -p /etc/docker
     echo "$want" >"$CONF"
-  elif ! grep -q '"runsc"' "$CONF"; then
+  else
     command -v jq >/dev/null || { echo "ensure-dockerd: need jq to add runsc to $CONF" >&2; exit 1; }
     jq --argjson w "$want" '. * $w' "$CONF" >"$CONF.tmp" && mv "$CONF.tmp" "$CONF"
   fi
+  pkill -HUP -x dockerd && echo "ensure-dockerd: registered runsc" || true
 fi
+
+docker info >/dev/null 2>&1 && exit 0
+[[ $EUID -eq 0 ]] || { echo "ensure-dockerd: must run as root" >&2; exit 1; }
 
 # overlay2 needs a working overlay mount on the data root's filesystem (fails
 # e.g. when that is itself overlayfs); otherwise fall back to fuse-overlayfs, then vfs.

@@ -273,7 +273,10 @@ async def open_sandbox(
             "build it with deploy/sandbox/build-local.sh"
         ) from None
     except docker.errors.APIError as error:
-        raise SandboxError(f"the sandbox would not start: {error.explanation}") from error
+        hint = ""
+        if spec.runtime and "runtime" in str(error.explanation):
+            hint = f" (is the {spec.runtime!r} runtime registered? deploy/docker/ensure-dockerd.sh)"
+        raise SandboxError(f"the sandbox would not start: {error.explanation}{hint}") from error
     sandbox = DockerSandbox(client, container, spec)
     log.info("task %s: sandbox %s started from %s", spec.label, sandbox.name, spec.image)
     try:

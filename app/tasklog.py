@@ -1,0 +1,51 @@
+"""The full work log of a task, kept in Redis and served at `/logs/<id>`.
+
+The PR body holds a trimmed log; this one holds every step's output (as the model saw it) for
+every attempt. The id is an HMAC of the task's job id under the webhook secret: unguessable,
+so the link in the PR body is the only way to the log, and it reaches no further than the PR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+
+from redis.asyncio import Redis
+
+from app.settings import Settings
+
+TTL = 30 * 24 * 3600
+LIMIT = 8_000_000
+"""Characters kept of one log; longer logs lose their middle."""
+LOG_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def log_id(settings: Settings, job_id: str) -> str:
+    secret = settings.webhook_secret.get_secret_value().encode()
+    return hmac.new(secret, f"log:{job_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _key(identifier: str) -> str:
+    return f"codex:log:{identifier}"
+
+
+async def store(redis: Redis, settings: Settings, job_id: str, text: str) -> str | None:
+    """Keep `text` (already redacted) for 30 days; its URL when `PUBLIC_URL` is set."""
+    identifier = log_id(settings, job_id)
+    if len(text) > LIMIT:
+        half = LIMIT // 2
+        text = (
+            f"{text[:half]}\n\n[... {len(text) - LIMIT} characters omitted ...]\n\n{text[-half:]}"
+        )
+    await redis.set(_key(identifier), text.encode(), ex=TTL)
+    if not settings.public_url:
+        return None
+    return f"{settings.public_url.rstrip('/')}/logs/{identifier}"
+
+
+async def load(redis: Redis, identifier: str) -> str | None:
+    if not LOG_ID.match(identifier):
+        return None
+    raw = await redis.get(_key(identifier))
+    return raw.decode() if raw else None
