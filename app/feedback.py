@@ -121,13 +121,16 @@ def reply_text(request: Reply, settings: Settings) -> str:
 def effective_settings(settings: Settings, thread: Thread) -> str:
     rows = [
         ("trigger label", f"`{settings.trigger_label}`"),
-        ("model", f"`{settings.codex_model}`"),
+        ("model", f"`{settings.codex_model}` through the `{settings.model_api}` API"),
         ("sandbox image", f"`{settings.sandbox_image}`"),
-        ("network in the agent phase", "off"),
-        ("step limit", str(settings.max_steps)),
+        ("sandbox runtime", f"`{settings.sandbox_runtime or 'runc'}`"),
+        ("network in the agent phase", "`network.agent` in `.github/codex.yml`: `off` (default), "
+         "`allowlist` or `on`, through the egress proxy"),
+        ("limits per attempt", f"{settings.max_steps} steps, {settings.agent_timeout} s, "
+         f"{settings.max_tokens:,} tokens, ${settings.max_cost:g}"),
         ("command timeout", f"{settings.command_timeout} s"),
         ("task timeout", f"{settings.task_timeout} s"),
-    ]
+    ]  # fmt: skip
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     return f"Settings in effect for `{thread.repo}`:\n\n| setting | value |\n|---|---|\n{table}"
 

@@ -6,12 +6,14 @@ fails them, so a green run always means the real parts ran.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -117,6 +119,18 @@ def docker_ready() -> None:
 def github(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GitHubSim]:
     with GitHubSim(tmp_path_factory.mktemp("github")) as sim:
         yield sim
+
+
+@pytest.fixture
+def host_service() -> Iterator[int]:
+    """A service on this host bound to every address, as Redis or the app might be."""
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), http.server.BaseHTTPRequestHandler)  # noqa: S104
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield int(server.server_address[1])
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import http.server
 import itertools
 import secrets
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.conftest import NPM_TOKEN, System, wait_for
 from tests.fakes.openai import finish, shell
@@ -164,18 +160,6 @@ for ip in sorted(gateways | {"172.17.0.1"}):  # this host's own bridge addresses
     except OSError:
         print(ip, "blocked")
 """
-
-
-@pytest.fixture
-def host_service() -> Iterator[int]:
-    """A service on this host bound to every address, as Redis or the app might be."""
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), http.server.BaseHTTPRequestHandler)  # noqa: S104
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_setup_has_a_network_that_reaches_nothing_on_the_host_and_the_agent_has_none(

@@ -5,12 +5,7 @@ proxy in any mode."""
 
 from __future__ import annotations
 
-import http.server
-import threading
-from collections.abc import Iterator
 from urllib.parse import urlsplit
-
-import pytest
 
 from tests.conftest import System, wait_for
 from tests.fakes.internet import Internet
@@ -51,18 +46,6 @@ for host, port, what in targets:
     except OSError:
         print(what, host, port, "blocked")
 """
-
-
-@pytest.fixture
-def host_service() -> Iterator[int]:
-    """A service on this host bound to every address, as Redis or the app might be."""
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), http.server.BaseHTTPRequestHandler)  # noqa: S104
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield int(server.server_address[1])
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def network_repo(system: System, network: str) -> str:

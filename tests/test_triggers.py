@@ -108,6 +108,8 @@ def test_help_and_unknown_commands_are_answered(system: System) -> None:
     assert comment_on(system, repo, number, "/codex help") == 202
     help_ = status_comment(system, repo, number, "The commands:")
     assert "`/codex stop`" in help_["body"] and "trigger label | `codex`" in help_["body"]
+    assert "`/codex pick N`" in help_["body"] and "`/codex continue" in help_["body"]
+    assert "limits per attempt | 40 steps, 1800 s, 2,000,000 tokens, $5" in help_["body"]
     assert comment_on(system, repo, number, "/codex deploy") == 202
     unknown = status_comment(system, repo, number, "`/codex deploy` is not a command I know")
     assert "`/codex fix [instructions]`" in unknown["body"]

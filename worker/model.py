@@ -40,20 +40,34 @@ def openai_client(settings: Settings) -> AsyncOpenAI:
 def build_model(settings: Settings, client: AsyncOpenAI) -> Model:
     """The backend `MODEL_API` names, with the server's model and reasoning effort."""
     if settings.model_api == "chat":
-        return ChatModel(client, settings.codex_model, settings.reasoning_effort)
-    return ResponsesModel(client, settings.codex_model, settings.reasoning_effort)
+        return OpenAIModel(
+            ChatConversation, client, settings.codex_model, settings.reasoning_effort
+        )
+    return OpenAIModel(
+        ResponsesConversation, client, settings.codex_model, settings.reasoning_effort
+    )
 
 
-class ResponsesModel:
-    def __init__(self, client: AsyncOpenAI, model: str, effort: str | None = None) -> None:
+class OpenAIModel:
+    """Starts conversations of one API (`ResponsesConversation` or `ChatConversation`) with the
+    server's model and effort, unless the repository names its own."""
+
+    def __init__(
+        self,
+        api: type[ResponsesConversation | ChatConversation],
+        client: AsyncOpenAI,
+        model: str,
+        effort: str | None = None,
+    ) -> None:
+        self.api = api
         self.client = client
         self.model = model
         self.effort = effort
 
     def start(
         self, instructions: str, prompt: str, *, model: str | None = None, effort: str | None = None
-    ) -> ResponsesConversation:
-        return ResponsesConversation(
+    ) -> ResponsesConversation | ChatConversation:
+        return self.api(
             self.client, model or self.model, effort or self.effort, instructions, prompt
         )
 
@@ -113,20 +127,6 @@ def chat_tools(tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         {"type": tool["type"], tool["type"]: {k: v for k, v in tool.items() if k != "type"}}
         for tool in tools
     ]
-
-
-class ChatModel:
-    def __init__(self, client: AsyncOpenAI, model: str, effort: str | None = None) -> None:
-        self.client = client
-        self.model = model
-        self.effort = effort
-
-    def start(
-        self, instructions: str, prompt: str, *, model: str | None = None, effort: str | None = None
-    ) -> ChatConversation:
-        return ChatConversation(
-            self.client, model or self.model, effort or self.effort, instructions, prompt
-        )
 
 
 class ChatConversation:
