@@ -80,7 +80,8 @@ class Settings(BaseSettings):
     setup_timeout: int = Field(default=900, ge=10)
     """Seconds the repository's setup script may run."""
     repo_defaults: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    """`.github/codex.yml` defaults as JSON, keyed by `owner` or `owner/repo` (`REPO_DEFAULTS`)."""
+    """`.github/codex.yml` defaults as JSON, keyed by `*` (every repository), `owner` or
+    `owner/repo` (`REPO_DEFAULTS`)."""
     repo_secrets: dict[str, dict[str, SecretStr]] = Field(default_factory=dict)
     """Secret values as JSON, keyed by `owner` or `owner/repo` (`REPO_SECRETS`); a repository
     receives in its setup phase only the names its config lists."""
@@ -124,8 +125,11 @@ class Settings(BaseSettings):
         return self
 
     def defaults_for(self, repo: str) -> dict[str, Any]:
+        """`.github/codex.yml` defaults for `repo`: the installation's (`*`), then its owner's,
+        then its own; a more specific entry's keys replace the broader ones'."""
         owner = repo.split("/", 1)[0]
-        return {**self.repo_defaults.get(owner, {}), **self.repo_defaults.get(repo, {})}
+        return {key: value for scope in ("*", owner, repo)
+                for key, value in self.repo_defaults.get(scope, {}).items()}  # fmt: skip
 
     def secrets_for(self, repo: str, names: list[str]) -> dict[str, str]:
         """The values of `names` for `repo` (repository entries win over the owner's)."""

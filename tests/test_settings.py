@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -74,3 +75,18 @@ def test_a_key_is_required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PRIVATE_KEY", raising=False)
     with pytest.raises(SettingsError, match="PRIVATE_KEY or PRIVATE_KEY_PATH must be set"):
         load(monkeypatch, PRIVATE_KEY=None)  # type: ignore[arg-type]
+
+
+def test_config_defaults_for_every_repository_its_owner_and_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = {
+        "*": {"attempts": 2, "validate": "make test", "network": {"agent": "off"}},
+        "octo": {"attempts": 3},
+        "octo/app": {"network": {"agent": "on"}},
+    }
+    settings = load(monkeypatch, REPO_DEFAULTS=json.dumps(defaults))
+    assert settings.defaults_for("octo/app") == {
+        "attempts": 3, "validate": "make test", "network": {"agent": "on"}
+    }  # fmt: skip
+    assert settings.defaults_for("other/lib") == defaults["*"]
