@@ -45,6 +45,11 @@ for host, port, what in targets:
         print(what, host, port, "reachable")
     except OSError:
         print(what, host, port, "blocked")
+try:  # names are the proxy's to resolve: the sandbox has no DNS to leak through
+    socket.getaddrinfo("tls.allowed.example", 443)
+    print("dns answered")
+except OSError:
+    print("dns blocked")
 """
 
 
@@ -152,4 +157,5 @@ def test_an_allowlist_entry_that_is_not_a_domain_is_a_config_error(system: Syste
 def assert_only_the_proxy_is_reachable(probed: str) -> None:
     lines = probed.splitlines()[1:]
     assert lines[0].startswith("proxy ") and lines[0].endswith(" 3135 reachable"), probed
-    assert len(lines) == 6 and all(line.endswith(" blocked") for line in lines[1:]), probed
+    assert len(lines) == 7 and all(line.endswith(" blocked") for line in lines[1:]), probed
+    assert lines[-1] == "dns blocked"
