@@ -138,6 +138,7 @@ def test_a_second_task_starts_from_the_cached_environment(system: System) -> Non
         f"the second PR\n{system.logs()}",
     )[0]
     assert "cached environment reused" in warm["body"]
+    assert "started from image `sha256:" in warm["body"]
     assert "**setup**" in warm["body"] and "maintenance-runs" in warm["body"]
     seen = tool_outputs(system, "Cache warm task")[0]
     assert seen.startswith("exit code: 2\nrun\nrun\nbuilt\nnew\n"), seen

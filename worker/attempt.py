@@ -128,6 +128,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
         runtime=None if runtime == "runc" else runtime,
     )
     async with open_sandbox(deps.docker, spec) as sandbox:
+        started_from = str(sandbox.container.attrs.get("Image", ""))[:19]  # sha256: + 12 hex
         await sandbox.put_tree(job.checkout)
         if cache_key:
             what = "cached environment, running maintenance" if warm else "running setup"
@@ -157,6 +158,8 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
         worklog.environment = f"`{image}`, setup ran and was cached (`{cache_key}`)"
     else:
         worklog.environment = f"`{image}`, no setup script"
+    worklog.environment += f"; started from image `{started_from}`" if started_from else ""
+    worklog.environment += f", runtime `{runtime}`" if runtime else ""
     return Attempt(number, outcome, worklog, diff, gitops.check_diff(diff, settings.max_diff_bytes))
 
 
