@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import httpx
+
 from tests.conftest import System, wait_for
 from tests.fakes.internet import Internet
 from tests.fakes.openai import finish, shell
@@ -112,6 +114,12 @@ def test_allowlist_lets_listed_hosts_and_methods_through_and_reports_the_rest(
     for refused in ("POST tls.allowed.example/upload", "GET denied.example/leak",
                     "CONNECT tls.denied.example"):  # fmt: skip
         assert f"`{refused}`" in network_section, network_section
+    # The full log has every request with its verdict, status and reason.
+    link = pull["body"].split("The full log, every step's whole output: ", 1)[1].split()[0]
+    egress = httpx.get(link, timeout=10).text.split("--- egress log\n", 1)[1]
+    assert " allowed GET allowed.example/plain → 200, " in egress, egress
+    assert " REFUSED GET denied.example/leak" in egress
+    assert "is not allowed by `.github/codex.yml` network.allow" in egress
 
 
 def test_on_lets_any_public_host_through_still_logged_and_never_the_host(

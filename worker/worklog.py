@@ -44,8 +44,12 @@ class WorkLog:
     egress_denied: dict[str, int] = field(default_factory=dict)
     """Requests the egress proxy refused, e.g. `POST allowed.example/upload`, with how often."""
     network: str = "off"
+    egress_log: list[str] = field(default_factory=list)
+    """Every request the proxy saw, one line each (the first 5,000), for the full log."""
 
-    def record_egress(self, allowed: bool, request: str) -> None:
+    def record_egress(self, allowed: bool, request: str, line: str = "") -> None:
+        if line and len(self.egress_log) < 5_000:
+            self.egress_log.append(line)
         if allowed:
             self.egress_allowed += 1
             return
@@ -187,6 +191,7 @@ def render_full(logs: list[WorkLog]) -> str:
         parts += [f"note: {note}" for note in log.notes]
         if log.network != "off":
             parts.append(render_network(log))
+            parts.append("--- egress log\n" + "\n".join(log.egress_log or ["(no requests)"]))
     return "\n\n".join(parts) + "\n"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -97,7 +98,12 @@ class Egress:
 
         def record(request: Request) -> None:
             where = request.host if request.port in (80, 443) else f"{request.host}:{request.port}"
-            worklog.record_egress(request.allowed, f"{request.method} {where}{request.path or ''}")
+            what = f"{request.method} {where}{request.path or ''}"
+            when = time.strftime("%H:%M:%S", time.gmtime(request.time))
+            verdict = "allowed" if request.allowed else "REFUSED"
+            status = f" → {request.status}" if request.status is not None else ""
+            line = f"{when} {verdict} {what}{status}, {request.bytes} B: {request.reason}"
+            worklog.record_egress(request.allowed, what, line)
 
         worklog.network = config.agent
         self.proxy.register(address, policy, record, label=label)
