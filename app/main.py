@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from app import events, feedback, queue, tasklog
 from app.github import app_client
+from app.github import close as close_github
 from app.settings import get_settings
 from app.tasks import Task
 
@@ -104,6 +105,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
     finally:
         await redis.aclose()
+        await close_github(github)
 
 
 app = Starlette(

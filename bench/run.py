@@ -1,240 +1,148 @@
 """Benchmarks: every figure beside a baseline measured in the same run, as a ratio.
 
-    .venv/bin/python -m bench.run            # after `bash deploy/local/test.sh` set the machine up
+    bash deploy/local/setup.sh --test && .venv/bin/python -m bench.run      # about 5 minutes
 
-1. Webhook ack: signed deliveries at a fixed rate against the real receiver (an ignored event,
-   and one that queues a task) versus a bare Starlette endpoint answering 202 on the same machine.
-2. Environment cache: task start (delivery → the agent's first model call) for a repository
-   whose setup takes ~20 s, cold versus warm.
+1. Task overhead (`overhead`): dequeue → first command and last command → PR, against
+   `git clone` + `docker run --rm` of the same repository, image and command.
+2. Repository size (`repos`): task start with 10 MB, 100 MB and 1 GB of history.
+3. Environment cache (`cache`): task start with a ~20 s setup, cold versus warm.
+4. Throughput (`throughput`): tasks per minute with 1, 2 and 4 at once, against 1.
+5. Memory (measured by `throughput` and `ack`): the worker's RSS idle and per running task, a
+   sandbox's memory against a bare container, the app's RSS under the ack load against bare
+   Starlette's.
+6. Webhook ack (`ack`): latency at a fixed rate against a bare Starlette 202 endpoint, for
+   ignored deliveries and for deliveries that each queue a task.
 
-Prints a Markdown table for the README. Loopback only; every loop is bounded.
+Prints a line per figure as it goes, then the Markdown table for the README. Loopback only;
+every wait is bounded. The knobs are environment variables (see `Knobs`); for a quick look,
+`BENCH_ONLY=overhead,cache BENCH_SETUP_SECONDS=3 .venv/bin/python -m bench.run`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
 import platform
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
-from functools import partial
 from pathlib import Path
-from typing import Any
 
-import httpx
+import docker
 
-from tests.conftest import (
-    WEBHOOK_SECRET,
-    Service,
-    free_port,
-    service_env,
-    start_app,
-    start_redis,
-    start_worker,
-    wait_for,
-)
-from tests.fakes.github import GitHubSim, sign
-from tests.fakes.openai import ScriptedOpenAI, finish, shell
+from bench import memory
+from bench.ack import bench_ack
+from bench.cache import bench_cache
+from bench.overhead import bench_overhead
+from bench.report import Row, progress, show, table
+from bench.repos import bench_repos
+from bench.system import running_system
+from bench.throughput import bench_throughput
 
-RATE = int(os.environ.get("BENCH_RATE", "200"))
-SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
-SETUP_SECONDS = int(os.environ.get("BENCH_SETUP_SECONDS", "20"))
-BARE = """
-from starlette.applications import Starlette
-from starlette.responses import Response
-from starlette.routing import Route
-async def hook(request):
-    await request.body()
-    return Response(status_code=202)
-app = Starlette(routes=[Route("/webhook", hook, methods=["POST"])])
-"""
-
-Row = tuple[str, str, str, str]
+ALL = ("overhead", "repos", "cache", "throughput", "ack")
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
 
 
-async def load(url: str, make: Callable[[int], tuple[bytes, dict[str, str]]]) -> dict[str, float]:
-    """`RATE` requests a second for `SECONDS`, each timed; returns p50, p99 (ms) and errors."""
-    latencies: list[float] = []
-    errors = 0
-    total = int(RATE * SECONDS)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
+@dataclass(frozen=True)
+class Knobs:
+    rate: int
+    """Webhook deliveries a second (`BENCH_RATE`)."""
+    trigger_rate: int
+    """Task-queueing deliveries a second of the gentler ack run (`BENCH_TRIGGER_RATE`)."""
+    seconds: float
+    """Seconds of each ack run (`BENCH_SECONDS`)."""
+    repeat: int
+    """Measured tasks and floors for the overhead, the median reported (`BENCH_REPEAT`)."""
+    repo_mb: list[int]
+    """Megabytes of history of the generated repositories (`BENCH_REPO_MB`)."""
+    setup_seconds: int
+    """What the cached repository's setup sleeps (`BENCH_SETUP_SECONDS`)."""
+    slots: list[int]
+    """`MAX_CONCURRENT_TASKS` of the throughput runs, the first the baseline (`BENCH_SLOTS`)."""
+    per_slot: int
+    """Throughput tasks per slot (`BENCH_TASKS_PER_SLOT`)."""
+    think: int
+    """Seconds each throughput task's command sleeps: the fixed think time (`BENCH_THINK`)."""
+    only: list[str]
+    """Which benchmarks run (`BENCH_ONLY`, comma-separated names from `ALL`)."""
 
-        async def one(i: int) -> None:
-            nonlocal errors
-            body, headers = make(i)
-            started = time.perf_counter()
-            try:
-                response = await client.post(url, content=body, headers=headers)
-                if response.status_code >= 300:
-                    errors += 1
-            except httpx.HTTPError:
-                errors += 1
-            latencies.append((time.perf_counter() - started) * 1000)
-
-        start = time.perf_counter()
-        pending = []
-        for i in range(total):
-            delay = start + i / RATE - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            pending.append(asyncio.create_task(one(i)))
-        await asyncio.gather(*pending)
-    return {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "errors": errors}
-
-
-def signed(event: str, payload: dict[str, Any], delivery: str) -> tuple[bytes, dict[str, str]]:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    headers = {
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": sign(WEBHOOK_SECRET, body),
-        "Content-Type": "application/json",
-    }
-    return body, headers
-
-
-@contextmanager
-def bare_app(logs: Path) -> Iterator[str]:
-    port = free_port()
-    (logs / "bare_app.py").write_text(BARE)
-    argv = [sys.executable, "-m", "uvicorn", "bare_app:app", "--port", str(port), "--no-access-log"]
-    with (logs / "bare.log").open("wb") as sink:
-        process = subprocess.Popen(argv, cwd=logs, stdout=sink, stderr=subprocess.STDOUT)
-    service = Service(process, logs / "bare.log")
-    try:
-        wait_for(lambda: _listening(port), 20, "the bare app")
-        yield f"http://127.0.0.1:{port}/webhook"
-    finally:
-        service.stop()
-
-
-def _listening(port: int) -> bool:
-    try:
-        httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5)
-        return True
-    except httpx.HTTPError:
-        return False
-
-
-def bench_ack(sim: GitHubSim, app_url: str, logs: Path) -> list[Row]:
-    sim.create_repo("bench/ack", {"README.md": "x\n"})
-    number = sim.create_issue("bench/ack", "Ack", "x", user="alice")
-    opened = sim.webhook_payload("issues", "opened", "bench/ack", sender="alice", number=number)
-    labeled = sim.webhook_payload(
-        "issues", "labeled", "bench/ack", sender="alice", number=number, label="codex"
-    )
-    with bare_app(logs) as bare_url:
-        base = asyncio.run(load(bare_url, lambda i: signed("issues", opened, f"b-{i}")))
-    ignored = asyncio.run(load(app_url, lambda i: signed("issues", opened, f"i-{i}")))
-    queued = asyncio.run(load(app_url, lambda i: signed("issues", labeled, f"q-{i}")))
-    rows = [
-        (
-            "webhook ack, bare Starlette 202 (baseline)",
-            f"{base['p50']:.1f} / {base['p99']:.1f} ms",
-            "1.00x",
-            f"{base['errors']:.0f} errors",
+    @classmethod
+    def from_env(cls) -> Knobs:
+        get = os.environ.get
+        only = [name for name in get("BENCH_ONLY", ",".join(ALL)).split(",") if name]
+        if unknown := sorted(set(only) - set(ALL)):
+            raise SystemExit(f"BENCH_ONLY: unknown {', '.join(unknown)}; choose from {ALL}")
+        return cls(
+            rate=int(get("BENCH_RATE", "200")),
+            trigger_rate=int(get("BENCH_TRIGGER_RATE", "5")),
+            seconds=float(get("BENCH_SECONDS", "20")),
+            repeat=int(get("BENCH_REPEAT", "3")),
+            repo_mb=_ints(get("BENCH_REPO_MB", "10,100,1024")),
+            setup_seconds=int(get("BENCH_SETUP_SECONDS", "20")),
+            slots=_ints(get("BENCH_SLOTS", "1,2,4")),
+            per_slot=int(get("BENCH_TASKS_PER_SLOT", "2")),
+            think=int(get("BENCH_THINK", "5")),
+            only=only,
         )
-    ]
-    for name, got in (("ignored event", ignored), ("labeled → queued", queued)):
-        ratio = got["p99"] / base["p99"]
-        rows.append(
-            (
-                f"webhook ack, {name}",
-                f"{got['p50']:.1f} / {got['p99']:.1f} ms",
-                f"{ratio:.2f}x (p99)",
-                f"{got['errors']:.0f} errors",
+
+
+def measure(logs: Path, knobs: Knobs) -> list[Row]:
+    rows: list[Row] = []
+    with running_system(logs) as system:
+        if "overhead" in knobs.only:
+            progress("task overhead")
+            rows += show(bench_overhead(system, knobs.repeat))
+        if "repos" in knobs.only:
+            rows += show(bench_repos(system, knobs.repo_mb))
+        if "cache" in knobs.only:
+            progress(f"environment cache (setup sleeps {knobs.setup_seconds} s)")
+            rows += show(bench_cache(system, knobs.setup_seconds))
+        if "throughput" in knobs.only:
+            found, busiest = bench_throughput(system, knobs.slots, knobs.per_slot, knobs.think)
+            rows += show(found)
+            bare = memory.bare_container_mb(system.env["SANDBOX_IMAGE"])
+            busy = busiest.busy.get
+            running = int(busy("running"))
+            worker = memory.worker_rows(
+                busiest.idle_rss, busy("worker"), running, busy("sandbox"), bare
             )
-        )
+            rows += show(worker)
+        if "ack" in knobs.only:
+            progress(f"webhook ack: {knobs.seconds:g} s per run, the bare app first")
+            rows += show(bench_ack(system, knobs.rate, knobs.seconds, knobs.trigger_rate))
     return rows
 
 
-def asked(fake: ScriptedOpenAI, title: str) -> bool:
-    """The agent has made its first model call for the task titled `title`."""
-    return next(fake.conversation(title), None) is not None
-
-
-def opened(sim: GitHubSim, repo: str, count: int) -> bool:
-    return len(sim.pulls(repo)) >= count
-
-
-def bench_cache(sim: GitHubSim, fake: ScriptedOpenAI, app_url: str) -> list[Row]:
-    repo = f"bench/cache-{os.getpid()}"
-    config = f"setup: sleep {SETUP_SECONDS} && echo ready > ~/ready\nmaintenance: echo maintained\n"
-    sim.create_repo(repo, {"README.md": "x\n", ".github/codex.yml": config})
-    sim.set_permission(repo, "alice", "write")
-    starts = []
-    for count, run in enumerate(("cold", "warm"), start=1):
-        title = f"Cache bench {run} {repo}"
-        number = sim.create_issue(repo, title, "x", user="alice")
-        fake.script(title, [[shell("cat ~/ready > out.txt")], [finish("done")]])
-        payload = sim.webhook_payload(
-            "issues", "labeled", repo, sender="alice", number=number, label="codex"
-        )
-        body, headers = signed("issues", payload, f"cache-{run}-{repo}")
-        started = time.perf_counter()
-        assert httpx.post(f"{app_url}/webhook", content=body, headers=headers).status_code == 202
-        wait_for(partial(asked, fake, title), SETUP_SECONDS + 120, f"{run} start")
-        starts.append(time.perf_counter() - started)
-        wait_for(partial(opened, sim, repo, count), 60, "the PR")
-    cold, warm = starts
-    return [
-        (
-            f"task start, cold (setup sleeps {SETUP_SECONDS} s; baseline)",
-            f"{cold:.2f} s",
-            "1.00x",
-            "",
-        ),
-        (
-            "task start, warm (cached environment)",
-            f"{warm:.2f} s",
-            f"{warm / cold:.3f}x",
-            "target < 0.10x",
-        ),
-    ]
-
-
 def main() -> None:
+    knobs = Knobs.from_env()
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="codex-bench-") as tmp:
-        logs = Path(tmp)
-        redis, redis_url = start_redis(logs)
-        services: list[Service] = []
-        try:
-            with GitHubSim(logs / "github") as sim, ScriptedOpenAI() as fake:
-                env = service_env(redis_url, sim, fake)
-                app, app_url = start_app(env, logs / "app.log")
-                services.append(app)
-                worker = start_worker(env, logs / "worker.log")
-                services.append(worker)
-                rows = bench_cache(sim, fake, app_url)
-                worker.stop()  # queued tasks of the ack run stay queued
-                rows += bench_ack(sim, f"{app_url}/webhook", logs)
-        except BaseException:
-            for service in services:
-                print(f"--- {service.log.name} ---\n{service.tail(40)}", file=sys.stderr)
-            raise
-        finally:
-            for service in services:
-                service.stop()
-            redis.terminate()
-    machine = f"{os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}"
-    print(
-        f"\nBenchmarks of {date.today()} on {machine}; {RATE}/s for {SECONDS:.0f} s per ack run.\n"
+        rows = measure(Path(tmp), knobs)
+    took = time.monotonic() - started
+    print(f"\nBenchmarks of {date.today()} on {machine()}, {took:.0f} s in all.\n")
+    print(table(rows))
+
+
+def machine() -> str:
+    """Cores, CPU model, memory, and the versions the figures depend on."""
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if "model name" in ln), ""
     )
-    print("| figure | measured (p50 / p99) | vs baseline | notes |\n|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    meminfo = Path("/proc/meminfo").read_text().split()
+    gib = int(meminfo[meminfo.index("MemTotal:") + 1]) / 1024**2
+    client = docker.from_env()
+    try:
+        engine = client.version()["Version"]
+    finally:
+        client.close()
+    return (
+        f"{os.cpu_count()} cores ({model or platform.machine()}), {gib:.0f} GiB RAM, "
+        f"Linux {platform.release()}, Docker {engine}, Python {platform.python_version()}"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ base is a copy of the fork's branch, so the diff shows only the proposed changes
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass
@@ -107,17 +108,20 @@ async def _issue_plan(
     default_branch: str,
 ) -> Plan:
     owner, name = task.repo.split("/", 1)
-    issue = (await github.rest.issues.async_get(owner, name, task.number)).parsed_data
-    listed = await github.rest.issues.async_list_comments(
-        owner, name, task.number, per_page=MAX_COMMENTS
+    got, listed = await asyncio.gather(
+        github.rest.issues.async_get(owner, name, task.number),
+        github.rest.issues.async_list_comments(owner, name, task.number, per_page=MAX_COMMENTS),
     )
+    issue = got.parsed_data
     author = issue.user.login if issue.user else "ghost"
-    quotes = [await _quote(redis, github, task.repo, author, issue.body or "", "issue")]
+    texts = [(author, issue.body or "", "issue")]
     for comment in cast("list[Any]", listed.parsed_data):
         login = comment.user.login if comment.user else "ghost"
-        if login.endswith("[bot]"):
-            continue
-        quotes.append(await _quote(redis, github, task.repo, login, comment.body or "", "comment"))
+        if not login.endswith("[bot]"):
+            texts.append((login, comment.body or "", "comment"))
+    quotes = list(
+        await asyncio.gather(*(_quote(redis, github, task.repo, *text) for text in texts))
+    )
     return Plan(
         title=issue.title,
         fetch_ref=default_branch,

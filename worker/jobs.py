@@ -67,7 +67,7 @@ class TaskRun:
         task = self.task
         token = await gh.mint_token(self.deps.app_github, task.installation_id, task.repo)
         self.redact.add(token.token)
-        github = gh.token_client(self.settings, token)
+        github = gh.token_client(self.deps.app_github, token)
         try:
             async with asyncio.timeout(self.settings.task_timeout):
                 return await self._run(github, token)

@@ -43,9 +43,14 @@ async def startup(ctx: dict[str, Any]) -> None:
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    await ctx["openai"].close()
-    await ctx["deps"].egress.close()
-    ctx["deps"].docker.close()
+    """Close what startup opened (startup may have stopped half-way: a signal, an error)."""
+    if "openai" in ctx:
+        await ctx["openai"].close()
+    deps: Deps | None = ctx.get("deps")
+    if deps is not None:
+        await deps.egress.close()
+        await gh.close(deps.app_github)
+        deps.docker.close()
 
 
 class WorkerSettings:
