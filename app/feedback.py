@@ -7,9 +7,10 @@ the task is already safely queued, and the worker keeps the status comment up to
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from arq.connections import ArqRedis
@@ -22,6 +23,7 @@ from app.settings import Settings
 from app.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
+BUSY_LIMIT = 8
 
 
 @dataclass(frozen=True)
@@ -29,14 +31,19 @@ class Services:
     settings: Settings
     redis: ArqRedis
     github: GitHub[AppAuthStrategy]
+    slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(BUSY_LIMIT))
+    """Replies in flight at once: a burst of deliveries queues its replies here, where they
+    cost nothing, instead of all competing with the next deliveries for the event loop."""
 
     def client(self, installation_id: int, repo: str) -> GitHub[Any]:
         return installation_client(self.github, installation_id, repo)
 
 
-async def guarded(what: str, work: Awaitable[None]) -> None:
+async def guarded(services: Services, what: str, work: Awaitable[None]) -> None:
+    """Run one reply after the answer was sent; a failure is logged, never raised."""
     try:
-        await work
+        async with services.slots:
+            await work
     except Exception:
         log.exception("%s failed", what)
 

@@ -61,10 +61,10 @@ async def webhook(request: Request) -> Response:
         running = await queue.cancel(services.redis, decision.thread.key, decision.thread.sender)
         log.info("delivery %s: cancel %s", delivery_id, running.job_id if running else "nothing")
         work = feedback.cancel(services, decision, running)
-        return accepted("cancel", BackgroundTask(feedback.guarded, "cancel", work))
+        return accepted("cancel", BackgroundTask(feedback.guarded, services, "cancel", work))
     log.info("delivery %s: %s reply on %s", delivery_id, decision.kind, decision.thread.key)
     work = feedback.reply(services, decision)
-    return accepted("reply", BackgroundTask(feedback.guarded, "reply", work))
+    return accepted("reply", BackgroundTask(feedback.guarded, services, "reply", work))
 
 
 async def start(services: feedback.Services, task: Task) -> Response:
@@ -75,9 +75,11 @@ async def start(services: feedback.Services, task: Task) -> Response:
         return Response(status_code=204)
     if submission.outcome == "busy":
         work = feedback.busy(services, task, submission.active)
-        return accepted("busy", BackgroundTask(feedback.guarded, "busy reply", work))
+        return accepted("busy", BackgroundTask(feedback.guarded, services, "busy reply", work))
     work = feedback.acknowledge(services, task)
-    return accepted(task.job_id, BackgroundTask(feedback.guarded, "acknowledgement", work))
+    return accepted(
+        task.job_id, BackgroundTask(feedback.guarded, services, "acknowledgement", work)
+    )
 
 
 async def healthz(request: Request) -> Response:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import docker
 
-from tests.conftest import System, wait_for
+from tests.conftest import System
 from tests.fakes.openai import finish, shell
 from tests.test_agent_runs import CHECK, FIX, calc_repo
 from tests.test_triggers import comment_on, status_comment
@@ -35,7 +35,8 @@ def test_attempts_run_apart_the_best_is_published_and_pick_moves_the_pr(system: 
 
     assert comment_on(system, repo, number, "/codex fix --attempts 3") == 202
 
-    pull = wait_for(lambda: sim.pulls(repo), 120, f"a PR\n{system.logs()}")[0]
+    status_comment(system, repo, number, "Draft PR ready")
+    pull = sim.pulls(repo)[0]
     assert len(sim.pulls(repo)) == 1, "one PR carries the winner"
     assert pull["head"] == f"codex/issue-{number}-best-of-three"
     assert "Attempt 3." in pull["body"]

@@ -7,6 +7,7 @@ import secrets
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import NPM_TOKEN, System, wait_for
 from tests.fakes.openai import finish, shell
@@ -71,14 +72,31 @@ def test_secrets_reach_the_setup_script_and_nothing_after_it(system: System) -> 
     assert NPM_TOKEN not in body and "NPM_TOKEN=[REDACTED]" in body
 
 
-def test_a_config_error_stops_the_task_before_any_container(system: System) -> None:
-    repo = env_repo(system, "setup: make\nattempts: 9\n")
-    number = system.github.create_issue(repo, "Bad config task", "Anything.", user="alice")
+@pytest.mark.parametrize(
+    ("config", "says"),
+    [
+        ("setup: make\nattempts: 9\n", ".github/codex.yml line 2: `attempts`"),
+        (
+            "network: {agent: allowlist, allow: ['bad host!']}\n",
+            ".github/codex.yml line 1: `network.allow`: 'bad host!' is not a domain",
+        ),
+        (
+            "runtime: runsc\nnetwork: {agent: on}\n",
+            "`runtime: runsc` sandboxes have no network here; use `network.agent: off`",
+        ),
+    ],
+)
+def test_a_config_error_stops_the_task_before_any_container(
+    system: System, config: str, says: str
+) -> None:
+    repo = env_repo(system, config)
+    title = f"Bad config task {next(counter)}"
+    number = system.github.create_issue(repo, title, "Anything.", user="alice")
     assert label(system, repo, number) == 202
     failed = status_comment(system, repo, number, "The task failed")
-    assert ".github/codex.yml line 2: `attempts`" in failed["body"]
+    assert says in failed["body"]
     assert "A valid example:" in failed["body"] and "```yaml" in failed["body"]
-    assert list(system.openai.conversation("Bad config task")) == []
+    assert list(system.openai.conversation(title)) == []
 
 
 def test_a_failing_setup_script_is_reported_with_its_output(system: System) -> None:
@@ -202,14 +220,6 @@ def test_runtime_runsc_runs_setup_and_agent_under_gvisor(system: System) -> None
     assert "eth0" not in seen
     assert "setup ran without network: gVisor (runsc) sandboxes have none" in pull["body"]
     assert system.github.git(repo, "show", f"{pull['head']}:ok.txt") == "ok\n"
-
-
-def test_runtime_runsc_with_a_network_is_a_config_error(system: System) -> None:
-    repo = env_repo(system, "runtime: runsc\nnetwork: {agent: on}\n")
-    number = system.github.create_issue(repo, "gVisor online", "x", user="alice")
-    assert label(system, repo, number) == 202
-    comment = status_comment(system, repo, number, "task failed")
-    assert "`runtime: runsc` sandboxes have no network here" in comment["body"]
 
 
 def test_the_full_work_log_keeps_what_the_pr_body_trims_and_no_secret(system: System) -> None:

@@ -292,8 +292,9 @@ class TaskRun:
             )
             number, link = pull.number, pull.url
         if plan.mode != "same_branch" or plan.owned:
-            await publish.set_labels(github, task.repo, number, chosen["labels"])
+            # First: `/codex pick` and `/codex continue` may come as soon as the PR shows.
             await self._remember(number, plan, attempts[winner - 1], versions, closing)
+            await publish.set_labels(github, task.repo, number, chosen["labels"])
         return await self._done(github, attempts[winner - 1], link, plan, chosen["body"])
 
     async def _done(
@@ -419,10 +420,12 @@ class TaskRun:
             log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
 
     async def _finish(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
-        await self._show(github, phase, text)
-        await queue.release(self.redis, self.task)
+        """Free the issue or PR for its next task, then say so: whoever reads "done" may
+        trigger again at once."""
         lastrun = context.lastrun_key(self.task)
         await self.redis.set(lastrun, json.dumps(self.started_at), ex=status.TTL)
+        await queue.release(self.redis, self.task)
+        await self._show(github, phase, text)
 
 
 async def run_task(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
