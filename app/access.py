@@ -33,9 +33,9 @@ async def may_start(redis: Redis, github: GitHub[Any], repo: str, login: str) ->
 
 def refusal(login: str) -> str:
     return (
-        f"Thanks, @{login}! Only people with write access to this repository can start the "
-        "agent, so nothing will run for this request. A maintainer can label the issue or "
-        "comment `/codex fix` to start it."
+        f"Thanks, @{login}! Only people with write access to this repository can start or "
+        "stop the agent, so this request changes nothing. A maintainer can label the issue or "
+        "comment `/codex fix` to start it, or `/codex stop` to stop it."
     )
 
 

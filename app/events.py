@@ -127,8 +127,6 @@ def decide(delivery: Delivery, *, trigger_label: str) -> Decision:
         return Ignored("missing X-GitHub-Delivery header")
     item = payload.get("pull_request") if delivery.event.startswith("pull_request") else None
     item = item or payload.get("issue") or {}
-    if item.get("state") != "open":
-        return Ignored(f"#{item.get('number')} is not open")
     installation = payload.get("installation") or {}
     repo = payload.get("repository") or {}
     if not installation.get("id") or not repo.get("full_name") or not item.get("number"):
@@ -140,7 +138,11 @@ def decide(delivery: Delivery, *, trigger_label: str) -> Decision:
         sender=_login(payload.get("sender")),
         is_pull=delivery.event.startswith("pull_request") or "pull_request" in item,
     )
-    return handler(delivery, thread, trigger_label)
+    decision = handler(delivery, thread, trigger_label)
+    if item.get("state") != "open" and not isinstance(decision, Cancel | Ignored):
+        # A closed issue starts nothing, but a task still running on it can be stopped.
+        return Ignored(f"#{thread.number} is not open")
+    return decision
 
 
 def _labeled(delivery: Delivery, thread: Thread, trigger_label: str) -> Decision:

@@ -84,13 +84,18 @@ async def busy(services: Services, task: Task, running: Task | None) -> None:
     )
 
 
-async def cancel(services: Services, request: Cancel, running: Task | None) -> None:
+async def cancel(services: Services, request: Cancel) -> None:
+    """Stop the issue's or PR's task, if the sender may: arq aborts a running job within a
+    poll, and a queued one is closed here."""
     thread = request.thread
     github = services.client(thread.installation_id, thread.repo)
     redis = services.redis
     if not await access.may_start(redis, github, thread.repo, thread.sender):
+        log.info("cancel on %s refused: %s lacks write access", thread.key, thread.sender)
         await access.refuse_once(redis, github, thread.repo, thread.number, thread.sender)
         return
+    running = await queue.cancel(redis, thread.key, thread.sender)
+    log.info("cancel on %s: %s", thread.key, running.job_id if running else "nothing running")
     if request.explicit:
         await react(github, thread.repo, request.subject, thread.number, "eyes")
     if running is None:

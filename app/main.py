@@ -58,9 +58,10 @@ async def webhook(request: Request) -> Response:
         log.info("delivery %s ignored: %s was handled before", delivery_id, trigger)
         return Response(status_code=204)
     if isinstance(decision, events.Cancel):
-        running = await queue.cancel(services.redis, decision.thread.key, decision.thread.sender)
-        log.info("delivery %s: cancel %s", delivery_id, running.job_id if running else "nothing")
-        work = feedback.cancel(services, decision, running)
+        # The sender's permission is checked first, after the answer: a stop from someone
+        # without write access must not touch the task.
+        log.info("delivery %s: cancel requested on %s", delivery_id, decision.thread.key)
+        work = feedback.cancel(services, decision)
         return accepted("cancel", BackgroundTask(feedback.guarded, services, "cancel", work))
     log.info("delivery %s: %s reply on %s", delivery_id, decision.kind, decision.thread.key)
     work = feedback.reply(services, decision)

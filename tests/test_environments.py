@@ -6,6 +6,7 @@ import itertools
 import secrets
 from typing import Any
 
+import docker
 import httpx
 import pytest
 
@@ -137,6 +138,8 @@ def test_a_second_task_starts_from_the_cached_environment(system: System) -> Non
     assert label(system, repo, first) == 202
     cold = wait_for(lambda: sim.pulls(repo), 90, f"the first PR\n{system.logs()}")[0]
     assert "setup ran and was cached" in cold["body"]
+    done = status_comment(system, repo, first, "Draft PR ready")
+    assert "setup ran and was cached for the next task" in done["body"]
     assert sim.git(repo, "diff", "--name-only", "main", cold["head"]).split() == ["one.txt"]
 
     sim.commit(repo, "main", {"new.txt": "new\n", "old.txt": None})
@@ -156,6 +159,8 @@ def test_a_second_task_starts_from_the_cached_environment(system: System) -> Non
         f"the second PR\n{system.logs()}",
     )[0]
     assert "cached environment reused" in warm["body"]
+    done = status_comment(system, repo, second, "Draft PR ready")
+    assert "the cached environment was reused (setup skipped, maintenance ran)" in done["body"]
     assert "started from image `sha256:" in warm["body"]
     assert "**setup**" in warm["body"] and "maintenance-runs" in warm["body"]
     seen = tool_outputs(system, "Cache warm task")[0]
@@ -170,21 +175,28 @@ port = int(sys.argv[1])
 with open("/proc/net/route") as table:
     rows = [line.split() for line in table.readlines()[1:]]
 gateways = {socket.inet_ntoa(struct.pack("<L", int(r[2], 16))) for r in rows if r[2] != "00000000"}
-for ip in sorted(gateways | {"172.17.0.1"}):  # this host's own bridge addresses
+targets = [(ip, port) for ip in sorted(gateways | {"172.17.0.1"})]  # this host's bridges
+targets += [(ip, int(p)) for ip, p in (arg.split(":") for arg in sys.argv[2:])]
+for ip, port in targets:
     s = socket.socket()
     s.settimeout(2)
     try:
         s.connect((ip, port))
-        print(ip, "reachable")
+        print(ip, port, "reachable")
     except OSError:
-        print(ip, "blocked")
+        print(ip, port, "blocked")
 """
 
 
 def test_setup_has_a_network_that_reaches_nothing_on_the_host_and_the_agent_has_none(
     system: System, host_service: int
 ) -> None:
-    config = f"setup: ls /sys/class/net && python3 probe.py {host_service}\n"
+    # Beyond the host service: the cloud metadata address, and the egress proxy (the agent
+    # phase's one reachable address, never the setup phase's).
+    egress = docker.from_env().networks.get(system.env.get("EGRESS_NETWORK", "codex-egress"))
+    proxy = f"{egress.attrs['IPAM']['Config'][0]['Gateway']}:{system.env['EGRESS_PORT']}"
+    extra = f"169.254.169.254:80 {proxy}"
+    config = f"setup: ls /sys/class/net && python3 probe.py {host_service} {extra}\n"
     repo = env_repo(system, config)
     system.github.commit(repo, "main", {"probe.py": PROBE})
     number = system.github.create_issue(repo, "Network phases", "x", user="alice")
@@ -200,7 +212,8 @@ def test_setup_has_a_network_that_reaches_nothing_on_the_host_and_the_agent_has_
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
     setup = pull["body"].split("**setup**", 1)[1].split("**1.**", 1)[0]
     assert "eth0" in setup, "the setup phase has a network"
-    assert "reachable" not in setup and setup.count("blocked") >= 2, setup
+    assert "reachable" not in setup and setup.count("blocked") >= 4, setup
+    assert f"{proxy.replace(':', ' ')} blocked" in setup and "169.254.169.254 80 blocked" in setup
     agent = tool_outputs(system, "Network phases")[0]
     assert agent.startswith("exit code: 0\nlo\n"), "the agent phase has loopback only"
     assert "reachable" not in agent

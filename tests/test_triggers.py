@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Any
 
 import docker
@@ -130,10 +131,13 @@ def test_stop_cancels_a_running_task_and_nothing_is_pushed(system: System) -> No
     assert comment_on(system, repo, number, "/codex fix again") == 202
     status_comment(system, repo, number, "a task is already running")
 
+    asked = time.monotonic()
     assert comment_on(system, repo, number, "/codex stop") == 202
     cancelled = status_comment(system, repo, number, "Cancelled by @alice")
     assert "Working" not in cancelled["body"]
     wait_for(lambda: not containers_of(repo), 10, "the container to be removed")
+    took = time.monotonic() - asked
+    assert took < 10, f"the cancel took {took:.1f} s: comment updated and container gone"
     assert system.github.pulls(repo) == []
     assert not [p for p in system.github.pushes if p.full_name == repo]
 
@@ -230,3 +234,33 @@ def test_a_change_to_workflows_is_refused_with_the_reason_and_nothing_pushed(
     assert "comment `/codex fix` to try again" in failed["body"]
     assert system.github.pulls(repo) == []
     assert not [p for p in system.github.pushes if p.full_name == repo]
+
+
+def test_a_stop_from_someone_without_write_access_changes_nothing(system: System) -> None:
+    repo = new_repo(system)
+    number = system.github.create_issue(repo, "Guarded task", "Keep going.", user="alice")
+    bump_script(system, "Guarded task", [shell("sleep 3")])
+    assert label(system, repo, number) == 202
+    status_comment(system, repo, number, "Working")
+
+    assert comment_on(system, repo, number, "/codex stop", sender="mallory") == 202
+    refusal = status_comment(system, repo, number, "can start or stop the agent")
+    assert "@mallory" in refusal["body"]
+
+    done = status_comment(system, repo, number, "Draft PR ready")
+    assert "Cancelled" not in done["body"]
+    assert len(system.github.pulls(repo)) == 1
+
+
+def test_a_stop_reaches_a_task_whose_issue_was_closed_meanwhile(system: System) -> None:
+    repo = new_repo(system)
+    number = system.github.create_issue(repo, "Closed midway", "Slow.", user="alice")
+    bump_script(system, "Closed midway", [shell("sleep 120")])
+    assert label(system, repo, number) == 202
+    status_comment(system, repo, number, "Working")
+    system.github.close_issue(repo, number)
+
+    assert comment_on(system, repo, number, "/codex stop") == 202
+    status_comment(system, repo, number, "Cancelled by @alice")
+    wait_for(lambda: not containers_of(repo), 10, "the container to be removed")
+    assert system.github.pulls(repo) == []

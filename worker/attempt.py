@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from app.tasks import TaskStatus
 from worker import environment, gitops, prompt, ranking
@@ -34,6 +35,7 @@ DIFF_COMMAND = (
 """Everything the agent changed, new files included, minus tool caches nobody commits."""
 
 Show = Callable[[TaskStatus, str], Awaitable[None]]
+Cache = Literal["hit", "stored", "miss"] | None
 
 
 class AttemptFailed(Exception):
@@ -47,6 +49,18 @@ class Attempt:
     worklog: WorkLog
     diff: bytes
     check: gitops.DiffCheck
+    cache: Cache = None
+    """The environment cache: reused, stored after setup, or neither; None: no setup script."""
+
+    def cache_note(self) -> str:
+        """One line for the status comment on how the environment was made."""
+        return {
+            "hit": "♻️ Environment: the cached environment was reused (setup skipped, "
+            "maintenance ran).",
+            "stored": "Environment: setup ran and was cached for the next task.",
+            "miss": "Environment: setup ran (not cached).",
+            None: "",
+        }[self.cache]
 
     @property
     def publishable(self) -> bool:
@@ -97,6 +111,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
     worklog = WorkLog()
     image = config.image or settings.sandbox_image
     cache_key = warm = None
+    cached = False
     if config.setup.strip():
         cache_key = await deps.cache.key_for(job.repo, image, config, job.checkout)
         warm = await deps.cache.lookup(cache_key)
@@ -143,7 +158,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
                 redact=job.redact,
             )
             if not warm and number == 1:
-                await deps.cache.store(sandbox, cache_key)
+                cached = await deps.cache.store(sandbox, cache_key)
         agent_phase: AbstractAsyncContextManager[None] = nullcontext()
         if mode == "off":
             await sandbox.isolate()
@@ -154,13 +169,20 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
         diff = await collect_diff(sandbox, job.base, settings.max_diff_bytes)
     if warm:
         worklog.environment = f"`{image}`, cached environment reused (`{warm}`)"
-    elif cache_key:
+    elif cached:
         worklog.environment = f"`{image}`, setup ran and was cached (`{cache_key}`)"
+    elif cache_key:
+        why = "the environment cache is off" if deps.cache.ttl <= 0 else "attempt 1 caches it"
+        worklog.environment = f"`{image}`, setup ran ({why})"
     else:
         worklog.environment = f"`{image}`, no setup script"
     worklog.environment += f"; started from image `{started_from}`" if started_from else ""
     worklog.environment += f", runtime `{runtime}`" if runtime else ""
-    return Attempt(number, outcome, worklog, diff, gitops.check_diff(diff, settings.max_diff_bytes))
+    check = gitops.check_diff(diff, settings.max_diff_bytes)
+    cache: Cache = None
+    if cache_key:
+        cache = "hit" if warm else "stored" if cached else "miss"
+    return Attempt(number, outcome, worklog, diff, check, cache)
 
 
 async def _agent_phase(

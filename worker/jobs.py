@@ -300,16 +300,18 @@ class TaskRun:
     async def _done(
         self, github: publish.Client, best: Attempt, link: str, plan: context.Plan, body: str
     ) -> str:
-        took = self._took(best.worklog)
         summary = best.outcome.summary.strip().splitlines()[0] if best.outcome.summary else ""
+        mark = "⚠️" if best.outcome.stop_reason else "✅"
         if plan.mode == "same_branch" and not plan.owned:
-            text = f"✅ Pushed to {link}.\n\n{body}\n\n<sub>{took}</sub>"
+            parts = [f"{mark} Pushed to {link}.", body]
         elif plan.mode == "same_branch":
-            text = f"✅ Pushed to {link} and updated this PR.\n\n{summary}\n\n<sub>{took}</sub>"
+            parts = [f"{mark} Pushed to {link} and updated this PR.", summary]
         else:
-            text = f"✅ Draft PR ready for review: {link}\n\n{summary}\n\n<sub>{took}</sub>"
+            parts = [f"{mark} Draft PR ready for review: {link}", summary]
+        parts += [best.cache_note(), f"<sub>{self._took(best.worklog)}</sub>"]
         if best.outcome.stop_reason:
-            text = text.replace("✅", "⚠️", 1) + f"\n\nIncomplete: {best.outcome.stop_reason}."
+            parts.append(f"Incomplete: {best.outcome.stop_reason}.")
+        text = "\n\n".join(part for part in parts if part)
         await self._finish(github, TaskStatus.DONE, text)
         return f"published to {link}"
 

@@ -1,0 +1,97 @@
+"""The sandbox container itself on a real engine: locked down, limited, removed whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import SANDBOX_IMAGE
+from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox
+
+SPEC = SandboxSpec(
+    image=SANDBOX_IMAGE, memory="256m", cpus=0.5, pids=64, label="test:sandbox#hardening"
+)
+
+
+@pytest.fixture
+def engine(docker_ready: None) -> docker.DockerClient:
+    return docker.from_env()
+
+
+async def inspect_inside(engine: docker.DockerClient, checkout: Path) -> tuple[dict, str, str]:  # type: ignore[type-arg]
+    async with open_sandbox(engine, SPEC) as sandbox:
+        await sandbox.put_tree(checkout)
+        config = engine.api.inspect_container(sandbox.name)
+        inside = await sandbox.run(
+            "id -u; grep -E '^(NoNewPrivs|CapEff|CapBnd):' /proc/self/status; "
+            "ls /var/run/docker.sock 2>&1; stat -c %u hello.txt; ps -o comm= -p 1",
+            timeout=30,
+        )
+        name = sandbox.name
+    return config, inside.output, name
+
+
+def test_the_sandbox_is_unprivileged_limited_and_gone_afterwards(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    (tmp_path / "hello.txt").write_text("hi\n")
+    config, inside, name = asyncio.run(inspect_inside(engine, tmp_path))
+    host = config["HostConfig"]
+
+    assert host["CapDrop"] == ["ALL"] and not host.get("CapAdd")
+    assert "no-new-privileges" in host["SecurityOpt"]
+    assert host["PidsLimit"] == 64
+    assert host["Memory"] == host["MemorySwap"] == 256 * 1024 * 1024, "no swap beyond the limit"
+    assert host["NanoCpus"] == 500_000_000
+    assert host["Init"] is True
+    assert host["NetworkMode"] == "none"
+    assert not host.get("Binds") and not config["Mounts"], "nothing of the host is mounted"
+    assert not host["Privileged"]
+
+    lines = inside.splitlines()
+    assert lines[0] == "1000", "commands run as the unprivileged user"
+    assert "NoNewPrivs:\t1" in lines
+    assert "CapEff:\t0000000000000000" in lines and "CapBnd:\t0000000000000000" in lines
+    assert "No such file" in inside, "no Docker socket inside"
+    assert lines[-2] == "1000", "the checkout belongs to the sandbox user"
+    assert lines[-1] in ("docker-init", "tini"), "an init reaps stray processes"
+
+    with pytest.raises(docker.errors.NotFound):
+        engine.containers.get(name)
+
+
+def test_the_container_is_removed_when_the_work_fails(
+    engine: docker.DockerClient,
+) -> None:
+    seen: list[DockerSandbox] = []
+
+    async def fail_inside() -> None:
+        async with open_sandbox(engine, SPEC) as sandbox:
+            seen.append(sandbox)
+            raise RuntimeError("the agent blew up")
+
+    with pytest.raises(RuntimeError, match="blew up"):
+        asyncio.run(fail_inside())
+    with pytest.raises(docker.errors.NotFound):
+        engine.containers.get(seen[0].name)
+
+
+def test_a_fork_bomb_stops_at_the_pids_limit(engine: docker.DockerClient) -> None:
+    async def bomb() -> str:
+        async with open_sandbox(engine, SPEC) as sandbox:
+            result = await sandbox.run(
+                # Only shell builtins after the loop: at the limit nothing else can start.
+                "(for i in $(seq 200); do sleep 30 >/dev/null & done) 2>/tmp/err; "
+                'while read -r line; do last=$line; done </tmp/err; echo "$last"; '
+                "n=0; for d in /proc/[0-9]*; do n=$((n+1)); done; echo running=$n",
+                timeout=30,
+            )
+            return result.output
+
+    output = asyncio.run(bomb())
+    running = int(output.rsplit("running=", 1)[1].split()[0])
+    assert running <= 64, output
+    assert "fork" in output.lower() or "resource" in output.lower(), output
