@@ -8,6 +8,7 @@ the task is already safely queued, and the worker keeps the status comment up to
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from githubkit import AppAuthStrategy, GitHub
 
 from app import access, commands, queue, status
 from app.events import Cancel, Reply, Thread
-from app.github import installation_client, react
+from app.github import CONFIG_PATH, installation_client, react, read_file
 from app.settings import Settings
 from app.tasks import Task, TaskStatus
 
@@ -117,7 +118,31 @@ async def reply(services: Services, request: Reply) -> None:
         await access.refuse_once(services.redis, github, thread.repo, thread.number, thread.sender)
         return
     await react(github, thread.repo, request.subject, thread.number, "eyes")
-    await _comment(github, thread.repo, thread.number, reply_text(request, services.settings))
+    text = reply_text(request, services.settings)
+    if request.kind == "help":
+        text += "\n\n" + repository_settings(
+            services.settings, thread.repo, await read_file(github, thread.repo, CONFIG_PATH)
+        )
+    await _comment(github, thread.repo, thread.number, text)
+
+
+def repository_settings(settings: Settings, repo: str, config: str | None) -> str:
+    """What this repository adds to the server's settings: the installation's defaults for it,
+    then its own `.github/codex.yml` (validated when a task starts)."""
+    parts = []
+    if defaults := settings.defaults_for(repo):
+        dumped = json.dumps(defaults, indent=2, sort_keys=True)
+        parts.append(f"Server defaults for `{repo}` (`REPO_DEFAULTS`):\n\n```json\n{dumped}\n```")
+    if config is None:
+        parts.append(f"`{CONFIG_PATH}` is not on the default branch: the defaults apply.")
+    else:
+        fence = "~~~~" if "```" in config else "```"
+        clipped = config if len(config) <= 4000 else config[:4000] + "\n# … (cut)"
+        parts.append(
+            f"`{CONFIG_PATH}` on the default branch (it wins over the defaults; it is "
+            f"validated when a task starts):\n\n{fence}yaml\n{clipped.rstrip()}\n{fence}"
+        )
+    return "\n\n".join(parts)
 
 
 def reply_text(request: Reply, settings: Settings) -> str:

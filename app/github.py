@@ -7,18 +7,22 @@ repository with only the permissions the task needs, and revoked when the task e
 
 from __future__ import annotations
 
+import base64
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
+from githubkit.exception import RequestFailed
 
 if TYPE_CHECKING:
     from githubkit_schemas.latest.types import AppPermissionsType
 
     from app.settings import Settings
 
+CONFIG_PATH = ".github/codex.yml"
+"""A repository's configuration, read from its default branch (by `/codex help` and tasks)."""
 Reaction = Literal["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 TASK_PERMISSIONS: AppPermissionsType = {
@@ -29,11 +33,13 @@ TASK_PERMISSIONS: AppPermissionsType = {
 }
 """The worker's per-task token: it pushes, so it is revoked when the task ends."""
 FEEDBACK_PERMISSIONS: AppPermissionsType = {
+    "contents": "read",
     "issues": "write",
     "pull_requests": "write",
     "metadata": "read",
 }
-"""The receiver's token (reactions, comments, permission checks): it cannot touch code."""
+"""The receiver's token (reactions, comments, permission checks, `/codex help` reading
+`.github/codex.yml`): it cannot change code."""
 
 
 @dataclass(frozen=True)
@@ -138,3 +144,24 @@ async def react(
         )
     else:
         await github.rest.reactions.async_create_for_issue(owner, name, number, content=content)
+
+
+async def read_file(
+    github: GitHub[Any], repo: str, path: str, ref: str | None = None
+) -> str | None:
+    """A text file's content at `ref` (default: the default branch), or None when there is no
+    such file."""
+    owner, name = repo.split("/", 1)
+    try:
+        if ref is None:
+            response = await github.rest.repos.async_get_content(owner, name, path)
+        else:
+            response = await github.rest.repos.async_get_content(owner, name, path, ref=ref)
+    except RequestFailed as error:
+        if error.response.status_code == 404:
+            return None
+        raise
+    data = response.json()
+    if not isinstance(data, dict) or data.get("type") != "file":
+        return None
+    return base64.b64decode(str(data.get("content") or "")).decode("utf-8", "replace")

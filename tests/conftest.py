@@ -6,6 +6,7 @@ fails them, so a green run always means the real parts ran.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import os
@@ -285,3 +286,25 @@ def system(
     finally:
         worker.stop()
         app.stop()
+
+
+@contextlib.contextmanager
+def another_system(
+    github: GitHubSim, openai_fake: ScriptedOpenAI, workdir: Path, **overrides: str
+) -> Iterator[System]:
+    """An app and a worker beside the session's `system`, for settings it does not have (e.g.
+    `MODEL_API=chat`). They get a redis-server of their own, so neither worker takes the other's
+    tasks, and egress proxy port 3133, which no other test run on this host uses."""
+    redis_server, url = start_redis(workdir)
+    env = service_env(url, github, openai_fake, None, EGRESS_PORT="3133", **overrides)
+    started: list[Service] = []
+    try:
+        app, app_url = start_app(env, workdir / "app.log")
+        started.append(app)
+        started.append(start_worker(env, workdir / "worker.log"))
+        yield System(github, openai_fake, app_url, env, app, started[1])
+    finally:
+        for service in reversed(started):
+            service.stop()
+        redis_server.terminate()
+        redis_server.wait(10)

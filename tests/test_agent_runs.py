@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import System, wait_for
-from tests.fakes.openai import Call, finish, shell
+from tests.fakes.openai import Call, finish, responses_reply, shell
 from tests.test_end_to_end import CALC, TEST_CALC
 from tests.test_triggers import label, status_comment
 
@@ -134,6 +134,52 @@ def test_a_limit_with_nothing_to_publish_says_which_limit_stopped_it_and_where(
     assert system.github.pulls(repo) == []
 
 
+@pytest.mark.parametrize(
+    ("limit", "says"),
+    [
+        ("tokens: 1000", "the token limit (1,000 tokens) was reached at step 1"),
+        ("cost: 0.0001", "the cost limit ($0.0001) was reached at step 1"),
+    ],
+)
+def test_a_token_or_cost_limit_after_a_change_publishes_it_as_incomplete(
+    system: System, limit: str, says: str
+) -> None:
+    repo = calc_repo(system, f"limits: {{{limit}}}\n")
+    title = f"Spent {limit.split(':')[0]} {RUN}"
+    number = system.github.create_issue(repo, title, "add() subtracts", user="alice")
+    system.openai.script(title, [[shell(FIX)], [shell("ls")], [finish("Fixed add.")]])
+
+    assert label(system, repo, number) == 202
+
+    pull = published(system, repo, number)
+    assert pull["draft"] is True
+    assert pull["title"] == f"[incomplete] {title}" and pull["labels"] == ["incomplete"]
+    assert f"> [!WARNING]\n> Incomplete: {says} (" in pull["body"]
+    assert system.github.git(repo, "show", f"{pull['head']}:calc.py") == CALC.replace("-", "+")
+    done = status_comment(system, repo, number, "Incomplete: ")
+    assert done["body"].startswith("⚠️ Draft PR ready") and says in done["body"]
+    (request,) = system.openai.conversation(title)  # no model turn past the limit
+    usage = responses_reply(request, [shell(FIX)], 0)["usage"]  # as the server reported it
+    tokens = f"{usage['input_tokens']} input and {usage['output_tokens']} output tokens"
+    assert tokens in pull["body"]
+    if limit.startswith("tokens"):
+        assert f"({usage['total_tokens']:,} used)" in pull["body"]
+
+
+def test_the_repositorys_model_and_reasoning_effort_reach_the_model(system: System) -> None:
+    repo = calc_repo(system, "model: {name: repo-model-7, reasoning_effort: high}\n")
+    number = system.github.create_issue(repo, "Tuned model fix", "add() subtracts", user="alice")
+    system.openai.script("Tuned model fix", [[shell(FIX)], [finish("Fixed add.")]])
+
+    assert label(system, repo, number) == 202
+
+    published(system, repo, number)
+    requests = list(system.openai.conversation("Tuned model fix"))
+    assert [(r["model"], r.get("reasoning")) for r in requests] == [
+        ("repo-model-7", {"effort": "high"})
+    ] * 2, "the repository's model and effort replace the server's `scripted-model`"
+
+
 def test_agents_md_comes_from_the_base_branch_root_first(system: System) -> None:
     sim = system.github
     repo = calc_repo(
@@ -226,3 +272,52 @@ def test_a_model_api_that_keeps_failing_is_reported_after_retries(system: System
     assert "after 3 tries" in done["body"] and "Comment `/codex fix` to try again" in done["body"]
     assert system.github.pulls(repo) == []
     assert len(list(system.openai.conversation("Model outage"))) == 3, "three tries, no more"
+
+
+NOISY = "seq 1 100000"
+"""588,895 bytes of output, far over the 16,000 (`OUTPUT_LIMIT`) the model is shown."""
+
+
+def test_the_shell_tool_stops_slow_commands_runs_in_a_workdir_and_trims_output(
+    system: System,
+) -> None:
+    repo = calc_repo(system, "", {"sub/README.md": "A subdirectory.\n"})
+    number = system.github.create_issue(repo, "Shell tool tour", "add() subtracts", user="alice")
+    slow = "echo started; sleep 60; echo finished"
+    system.openai.script(
+        "Shell tool tour",
+        [
+            [
+                shell(slow, timeout_seconds=1),
+                shell("pwd", workdir="sub"),
+                shell("pwd", workdir="missing"),
+                shell(NOISY),
+            ],
+            [shell(FIX)],
+            [finish("Fixed add.")],
+        ],
+    )
+
+    assert label(system, repo, number) == 202
+
+    pull = published(system, repo, number)
+    assert system.github.git(repo, "show", f"{pull['head']}:calc.py") == CALC.replace("-", "+")
+    told = [
+        str(item["output"])
+        for item in list(system.openai.conversation("Shell tool tour"))[1]["input"]
+        if item.get("type") == "function_call_output"
+    ]
+    stopped, located, nowhere, noisy = told
+    assert stopped.startswith("timed out after 1s"), stopped
+    assert "started" in stopped and "finished" not in stopped
+    assert located == "exit code: 0\n/workspace/sub\n"
+    assert nowhere.startswith("exit code: 126") and "no such file or directory" in nowhere
+    numbers, seen = "".join(f"{n}\n" for n in range(1, 100_001)), noisy.split("\n", 1)[1]
+    head, rest = seen.split("\n[... ")
+    cut, tail = rest.split(" bytes of output cut ...]\n")
+    assert numbers.startswith(head) and numbers.endswith(tail), "the head and the tail are kept"
+    assert 7_900 < len(head) <= 8_000 and 7_900 < len(tail) <= 8_000, "half the limit each"
+    assert int(cut) == len(numbers) - len(head) - len(tail), "the note says what is missing"
+    body = pull["body"]
+    assert f"`{slow}` → timed out" in body
+    assert "`pwd` → exit 0" in body and "/workspace/sub" in body

@@ -35,7 +35,7 @@ def test_labeling_an_issue_yields_a_draft_pr_that_fixes_it(system: System) -> No
     sim.set_permission(repo, "alice", "write")
     number = sim.create_issue(repo, "add() subtracts", "`add(2, 3)` returns -1.", user="alice")
     system.openai.script(
-        "add() subtracts",
+        ("add() subtracts", "`add(2, 3)` returns -1."),  # other tests' issues say the first
         [
             [shell("python3 -m unittest -v")],
             [shell("sed -i 's/a - b/a + b/' calc.py")],

@@ -257,3 +257,22 @@ def test_the_full_work_log_keeps_what_the_pr_body_trims_and_no_secret(system: Sy
     assert NPM_TOKEN not in full
     for wrong in (link[:-1] + ("0" if link[-1] != "0" else "1"), system.app_url + "/logs/x"):
         assert httpx.get(wrong, timeout=10).status_code == 404
+
+
+def test_the_status_comment_is_edited_through_every_phase(system: System) -> None:
+    repo = env_repo(system, "setup: echo ready\nvalidate: test -f done.txt\n")
+    number = system.github.create_issue(repo, "Every phase", "x", user="alice")
+    system.openai.script(
+        "Every phase", [[shell("sleep 6 && echo x > done.txt")], [shell("true")], [finish("Ok.")]]
+    )
+    assert label(system, repo, number) == 202
+    done = status_comment(system, repo, number, "Draft PR ready")
+
+    shown = [*done["history"], done["body"]]
+    phases = ["Preparing", "Setting up: running setup", "Working: the agent has started",
+              "Working: step 2 of at most", "Validating: `test -f done.txt`", "Publishing",
+              "Draft PR ready"]  # fmt: skip
+    seen = [next((i for i, body in enumerate(shown) if phase in body), -1) for phase in phases]
+    assert -1 not in seen and seen == sorted(seen), f"{phases} in {shown}"
+    assert len([c for c in system.github.comments(repo, number) if "codex task" in c["body"]]) == 1
+    assert "s in." in shown[seen[3]], "the step and the elapsed time"

@@ -91,6 +91,15 @@ def test_people_without_write_access_get_one_polite_reply_and_nothing_runs(
     refusals = [c for c in system.github.comments(repo, number) if "write access" in c["body"]]
     assert len(refusals) == 1, "one reply per person and issue"
 
+    assert comment_on(system, repo, number, "/codex fix", sender="eve") == 202
+    status_comment(system, repo, number, "Thanks, @eve!")  # someone else: a reply of their own
+    lookups = [
+        r for r in system.github.requests if r.path.endswith("/collaborators/mallory/permission")
+    ]
+    # Three triggers: the first may be looked up by the app and the worker at once, the rest
+    # come from the cache.
+    assert len(lookups) <= 2, "a burst from one person costs one permission lookup a side"
+
 
 def test_bots_never_start_work(system: System) -> None:
     repo = new_repo(system, writers=("renovate[bot]",))
@@ -111,6 +120,11 @@ def test_help_and_unknown_commands_are_answered(system: System) -> None:
     assert "`/codex stop`" in help_["body"] and "trigger label | `codex`" in help_["body"]
     assert "`/codex pick N`" in help_["body"] and "`/codex continue" in help_["body"]
     assert "limits per attempt | 40 steps, 1800 s, 2,000,000 tokens, $5" in help_["body"]
+    assert "`.github/codex.yml` is not on the default branch" in help_["body"]
+    system.github.commit(repo, "main", {".github/codex.yml": "validate: pytest -q\n"})
+    assert comment_on(system, repo, number, "/codex help") == 202
+    wait_for(lambda: "validate: pytest -q" in system.github.comments(repo, number)[-1]["body"],
+             30, "help quoting the repository's configuration")  # fmt: skip
     assert comment_on(system, repo, number, "/codex deploy") == 202
     unknown = status_comment(system, repo, number, "`/codex deploy` is not a command I know")
     assert "`/codex fix [instructions]`" in unknown["body"]

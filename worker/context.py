@@ -9,16 +9,15 @@ base is a copy of the fork's branch, so the diff shows only the proposed changes
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from githubkit import GitHub
-from githubkit.exception import RequestFailed
 from redis.asyncio import Redis
 
 from app import access
+from app.github import read_file
 from app.tasks import Task
 from worker import prompt, repoconfig
 from worker.publish import slug
@@ -71,21 +70,6 @@ async def plan(redis: Redis, github: GitHub[Any], task: Task, defaults: dict[str
     if task.kind == "issue":
         return await _issue_plan(redis, github, task, config, repo.clone_url, repo.default_branch)
     return await _pull_plan(redis, github, task, config, repo.clone_url)
-
-
-async def read_file(github: GitHub[Any], repo: str, path: str, ref: str) -> str | None:
-    """A text file's content at `ref`, or None when there is no such file."""
-    owner, name = repo.split("/", 1)
-    try:
-        response = await github.rest.repos.async_get_content(owner, name, path, ref=ref)
-    except RequestFailed as error:
-        if error.response.status_code == 404:
-            return None
-        raise
-    data = response.json()
-    if not isinstance(data, dict) or data.get("type") != "file":
-        return None
-    return base64.b64decode(str(data.get("content") or "")).decode("utf-8", "replace")
 
 
 async def _trusted(redis: Redis, github: GitHub[Any], repo: str, login: str) -> bool:

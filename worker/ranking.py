@@ -1,7 +1,8 @@
 """Best-of-N: which attempt wins, and the table that shows all of them. Pure, no I/O.
 
-Order: a publishable change first, then validation passed > fewer failures > smaller diff >
-fewer steps; the lower attempt number breaks ties, so the choice is deterministic.
+Order: a publishable change first, then validation passed (over not run, over failed) > fewer
+failures > smaller diff > fewer steps; the lower attempt number breaks ties, so the choice is
+deterministic.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ class Candidate:
 
 
 def diff_lines(diff: bytes) -> int:
-    """Added plus removed lines."""
+    """Added plus removed lines: those in hunks, so a removed `-- comment` counts too."""
     count = 0
+    in_hunk = False
     for line in diff.decode(errors="replace").splitlines():
-        if line.startswith(("+++", "---")):
-            continue
-        if line.startswith(("+", "-")):
+        if line.startswith("diff --git "):
+            in_hunk = False
+        elif line.startswith("@@"):
+            in_hunk = True
+        elif in_hunk and line.startswith(("+", "-")):
             count += 1
     return count
 
@@ -53,7 +57,7 @@ def order(candidates: list[Candidate]) -> list[Candidate]:
         candidates,
         key=lambda c: (
             not c.publishable,
-            c.passed is False,
+            {True: 0, None: 1, False: 2}[c.passed],
             c.failures,
             c.diff_lines,
             c.steps,
@@ -72,6 +76,7 @@ def table(candidates: list[Candidate], shown: int, branches: dict[int, str]) -> 
         mark = " ⭐ (this PR)" if c.number == shown else ""
         check = {True: "✅ passed", False: "❌ failed", None: "—"}[c.passed]
         branch = f"`{branches[c.number]}`" if c.number in branches else c.note or "not pushed"
+        branch = branch.replace("|", "\\|").replace("\n", " ")
         rows.append(
             f"| {c.number}{mark} | {check} | {c.failures} | {c.diff_lines} | {c.steps} | "
             f"{c.tokens} | {branch} |"

@@ -6,23 +6,30 @@ import re
 from collections.abc import Iterable
 
 PATTERNS = re.compile(
-    r"gh[opsu]_[A-Za-z0-9._]{36,}"
+    r"gh[oprsu]_[A-Za-z0-9._]{36,}"
     r"|github_pat_[A-Za-z0-9_]{22,}"
-    r"|sk-[A-Za-z0-9_-]{20,}"
-    r"|-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+    r"|(?<![A-Za-z0-9])sk-[A-Za-z0-9_-]{20,}"
+    # A key block, or what is left of one when its end was cut off with the output's middle.
+    r"|-----BEGIN [A-Z ]*PRIVATE KEY(?: BLOCK)?-----"
+    r"(?:.*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,.-]*)",
     re.DOTALL,
 )
 MASK = "[REDACTED]"
+SHORTEST = 4
+"""Shorter secret values are not masked: masking them would garble ordinary text."""
 
 
 class Redactor:
     """Masks the exact values of live secrets, then anything shaped like a credential."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self.secrets: list[str] = []
+        for secret in secrets:
+            self.add(secret)
 
     def add(self, secret: str) -> None:
-        self.secrets = sorted({*self.secrets, secret} - {""}, key=len, reverse=True)
+        if len(secret) >= SHORTEST:
+            self.secrets = sorted({*self.secrets, secret}, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:

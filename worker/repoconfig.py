@@ -20,9 +20,10 @@ from pydantic import (
     model_validator,
 )
 
+from app.github import CONFIG_PATH
 from worker.sandbox.egress_policy import ALL_METHODS, normalize_host
 
-PATH = ".github/codex.yml"
+PATH = CONFIG_PATH
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EXAMPLE = """\
 image: my-registry/python-node:3.12

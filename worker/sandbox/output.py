@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class OutputBuffer:
-    """Collects a byte stream while holding at most `limit` bytes of it."""
+    """Collects a byte stream while holding at most `limit` bytes of it; its `text()` is at
+    most `limit` characters, the note of what was cut included."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -23,12 +24,35 @@ class OutputBuffer:
             del self.tail[: max(0, len(self.tail) - self.limit // 2)]
 
     def text(self) -> str:
-        head = self.head.decode("utf-8", "replace")
-        tail = self.tail.decode("utf-8", "replace")
-        cut = self.total - len(self.head) - len(self.tail)
-        if cut <= 0:
-            return head + tail
-        return f"{head}\n[... {cut} bytes of output cut ...]\n{tail}"
+        if self.total == len(self.head) + len(self.tail):
+            return (self.head + self.tail).decode("utf-8", "replace")
+        # The note's room, for the largest count it can show; what it shows is never more.
+        half = max(0, self.limit - len(marker(self.total))) // 2
+        head = whole_characters(bytes(self.head[:half]), at_end=True)
+        tail = whole_characters(bytes(self.tail[max(0, len(self.tail) - half) :]), at_end=False)
+        cut = self.total - len(head) - len(tail)
+        return head.decode("utf-8", "replace") + marker(cut) + tail.decode("utf-8", "replace")
+
+
+def marker(cut: int) -> str:
+    return f"\n[... {cut} bytes of output cut ...]\n"
+
+
+def whole_characters(data: bytes, at_end: bool) -> bytes:
+    """`data` without the part of a UTF-8 character the cut left at its end (or its start)."""
+    if not at_end:
+        start = 0
+        while start < min(3, len(data)) and 0x80 <= data[start] < 0xC0:
+            start += 1
+        return data[start:]
+    for back in range(1, min(4, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return data
+        if byte >= 0xC0:
+            needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return data if back >= needed else data[:-back]
+    return data
 
 
 def trim_middle(text: str, limit: int) -> str:

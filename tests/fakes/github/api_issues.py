@@ -133,6 +133,7 @@ def update_comment(call: Call) -> Reply:
     body = text(call.fields(), "body", "IssueComment", required=True)
     assert body is not None
     with call.state.lock:
+        comment.history.append(comment.body)
         comment.body = body
         comment.updated_at = now()
     return Reply(200, comment_into(example("issue-comment"), comment, call.state))

@@ -156,6 +156,8 @@ class Comment:
     line: int | None = None
     commit_id: str | None = None
     diff_hunk: str | None = None  # review comments: the diff up to `line`, as when made
+    history: list[str] = field(default_factory=list)
+    """Every body the comment had before its current one, oldest first (edits in place)."""
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -167,6 +169,7 @@ class Comment:
             "path": self.path,
             "line": self.line,
             "diff_hunk": self.diff_hunk,
+            "history": list(self.history),
         }
 
 
