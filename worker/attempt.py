@@ -142,7 +142,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
         label=f"{job.label}/{number}",
         runtime=None if runtime == "runc" else runtime,
     )
-    async with open_sandbox(deps.docker, spec) as sandbox:
+    async with open_sandbox(deps.docker, spec, remove_later=True) as sandbox:
         started_from = str(sandbox.container.attrs.get("Image", ""))[:19]  # sha256: + 12 hex
         await sandbox.put_tree(job.checkout)
         if cache_key:

@@ -27,6 +27,7 @@ from worker.agent import Progress, limits_for
 from worker.attempt import Attempt
 from worker.deps import Deps
 from worker.redact import Redactor
+from worker.sandbox.containers import removals_settled
 from worker.worklog import Report, WorkLog, render_full, render_pr_body
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class TaskRun:
         self.shown = 0.0
         self.steps: dict[int, int] = {}
         self.log_url: str | None = None
+        self.showing: asyncio.Task[None] | None = None
+        """The last passing phase handed to `_show_soon`."""
 
     async def run(self) -> str:
         task = self.task
@@ -120,7 +123,7 @@ class TaskRun:
             return f"refused: {task.sender} lacks write access"
         if task.action == "pick":
             return await self._pick(github, token)
-        await self._show(
+        self._show_soon(
             github, TaskStatus.PREPARING, "⏳ Preparing: reading the issue and cloning."
         )
         plan = await context.plan(self.redis, github, task, self.settings.defaults_for(task.repo))
@@ -140,7 +143,7 @@ class TaskRun:
                 return await self._nothing_to_publish(github, best)
             if by := await queue.cancelled_by(self.redis, task.job_id):
                 raise Cancelled(by)
-            await self._show(github, TaskStatus.PUBLISHING, "📤 Publishing the change.")
+            self._show_soon(github, TaskStatus.PUBLISHING, "📤 Publishing the change.")
             return await self._publish(github, token, plan, attempts, checkout, base)
 
     async def _attempts(
@@ -176,7 +179,7 @@ class TaskRun:
         )
 
         async def show(phase: TaskStatus, text: str) -> None:
-            await self._show(github, phase, text)
+            self._show_soon(github, phase, text)
 
         async def quiet(phase: TaskStatus, text: str) -> None:
             pass
@@ -190,7 +193,7 @@ class TaskRun:
                     if count == 1:
                         where = f"step {step} of at most {limits.max_steps}"
                     text = f"🛠️ Working: {where}, {elapsed:.0f} s in."
-                    await self._show(github, TaskStatus.WORKING, text)
+                    self._show_soon(github, TaskStatus.WORKING, text)
 
             return report
 
@@ -390,7 +393,7 @@ class TaskRun:
                 f"change: {have}). `/codex pick` works on draft PRs opened with `--attempts`."
             )
         chosen = versions[str(task.pick)]
-        await self._show(github, TaskStatus.PUBLISHING, f"📤 Moving to attempt {task.pick}.")
+        self._show_soon(github, TaskStatus.PUBLISHING, f"📤 Moving to attempt {task.pick}.")
         owner, name = task.repo.split("/", 1)
         clone_url = (await github.rest.repos.async_get(owner, name)).parsed_data.clone_url
         with tempfile.TemporaryDirectory(prefix="codex-") as workdir:
@@ -413,6 +416,19 @@ class TaskRun:
             f"({used_in} in, {used_out} out) · ≈ ${cost:.4f}"
         )
 
+    def _show_soon(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
+        """Show a passing phase in the background, in order after the ones before it: the task
+        does not wait for GitHub to edit a comment. `_finish` waits for them all."""
+        self.shown = time.monotonic()
+        previous = self.showing
+
+        async def show() -> None:
+            if previous is not None:
+                await previous
+            await self._show(github, phase, text)
+
+        self.showing = asyncio.create_task(show())
+
     async def _show(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
         """Show the phase in the status comment; a GitHub hiccup here never fails the task."""
         self.shown = time.monotonic()
@@ -426,6 +442,9 @@ class TaskRun:
         trigger again at once."""
         lastrun = context.lastrun_key(self.task)
         await self.redis.set(lastrun, json.dumps(self.started_at), ex=status.TTL)
+        await removals_settled()  # whoever reads "done" finds no container left behind
+        if self.showing is not None:
+            await self.showing
         await queue.release(self.redis, self.task)
         await self._show(github, phase, text)
 

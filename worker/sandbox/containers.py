@@ -260,11 +260,24 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
     )
 
 
+_removing: set[asyncio.Task[None]] = set()
+
+
+async def removals_settled() -> None:
+    """Wait until every container handed to background removal is gone."""
+    while _removing:
+        await asyncio.gather(*list(_removing), return_exceptions=True)
+
+
 @asynccontextmanager
 async def open_sandbox(
-    client: docker.DockerClient, spec: SandboxSpec
+    client: docker.DockerClient, spec: SandboxSpec, *, remove_later: bool = False
 ) -> AsyncIterator[DockerSandbox]:
-    """A fresh container for the `async with` block; removed whatever happens."""
+    """A fresh container for the `async with` block; removed whatever happens.
+
+    With `remove_later`, a block that ends normally leaves the removal running in the
+    background (the caller goes on to publish meanwhile) until `removals_settled()`; a block
+    that fails or is cancelled removes the container before it goes on."""
     try:
         container = await asyncio.to_thread(_start, client, spec)
     except docker.errors.ImageNotFound:
@@ -279,11 +292,22 @@ async def open_sandbox(
         raise SandboxError(f"the sandbox would not start: {error.explanation}{hint}") from error
     sandbox = DockerSandbox(client, container, spec)
     log.info("task %s: sandbox %s started from %s", spec.label, sandbox.name, spec.image)
-    try:
-        yield sandbox
-    finally:
+
+    async def remove() -> None:
         await sandbox.kill()
         log.info("task %s: sandbox %s removed", spec.label, sandbox.name)
+
+    try:
+        yield sandbox
+    except BaseException:
+        await asyncio.shield(remove())
+        raise
+    if remove_later:
+        removal = asyncio.create_task(remove())
+        _removing.add(removal)
+        removal.add_done_callback(_removing.discard)
+    else:
+        await remove()
 
 
 async def network_exists(client: docker.DockerClient, name: str) -> bool:
