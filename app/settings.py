@@ -126,10 +126,10 @@ class Settings(BaseSettings):
 
     def defaults_for(self, repo: str) -> dict[str, Any]:
         """`.github/codex.yml` defaults for `repo`: the installation's (`*`), then its owner's,
-        then its own; a more specific entry's keys replace the broader ones'."""
+        then its own, merged key by key as the repository's own file is merged over them
+        (`network.allow` from the owner keeps `network.agent` from `*`)."""
         owner = repo.split("/", 1)[0]
-        return {key: value for scope in ("*", owner, repo)
-                for key, value in self.repo_defaults.get(scope, {}).items()}  # fmt: skip
+        return merge(*(self.repo_defaults.get(scope, {}) for scope in ("*", owner, repo)))
 
     def secrets_for(self, repo: str, names: list[str]) -> dict[str, str]:
         """The values of `names` for `repo` (repository entries win over the owner's)."""
@@ -142,6 +142,18 @@ class Settings(BaseSettings):
             return self.private_key.get_secret_value().replace("\\n", "\n")
         assert self.private_key_path is not None
         return self.private_key_path.read_text()
+
+
+def merge(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Configuration layers, later ones winning; mappings are merged key by key."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(merged.get(key), dict):
+                merged[key] = merge(merged[key], value)
+            else:
+                merged[key] = value
+    return merged
 
 
 def describe(error: ValidationError) -> str:

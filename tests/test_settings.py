@@ -83,10 +83,12 @@ def test_config_defaults_for_every_repository_its_owner_and_itself(
     defaults = {
         "*": {"attempts": 2, "validate": "make test", "network": {"agent": "off"}},
         "octo": {"attempts": 3},
-        "octo/app": {"network": {"agent": "on"}},
+        "octo/app": {"network": {"agent": "allowlist"}},
+        "octo/web": {"network": {"allow": ["pypi.org"]}},
     }
     settings = load(monkeypatch, REPO_DEFAULTS=json.dumps(defaults))
     assert settings.defaults_for("octo/app") == {
-        "attempts": 3, "validate": "make test", "network": {"agent": "on"}
+        "attempts": 3, "validate": "make test", "network": {"agent": "allowlist"}
     }  # fmt: skip
+    assert settings.defaults_for("octo/web")["network"] == {"agent": "off", "allow": ["pypi.org"]}
     assert settings.defaults_for("other/lib") == defaults["*"]

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from app.github import CONFIG_PATH
+from app.settings import merge
 from worker.sandbox.egress_policy import ALL_METHODS, normalize_host
 
 PATH = CONFIG_PATH
@@ -189,17 +190,6 @@ def _line_of(text: str, path: tuple[str | int, ...]) -> int | None:
         else:
             break
     return line
-
-
-def merge(*layers: dict[str, Any]) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for layer in layers:
-        for key, value in layer.items():
-            if isinstance(value, dict) and isinstance(merged.get(key), dict):
-                merged[key] = merge(merged[key], value)
-            else:
-                merged[key] = value
-    return merged
 
 
 def parse(text: str | None, defaults: dict[str, Any] | None = None) -> RepoConfig:
