@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.conftest import System, wait_for
 from tests.fakes.openai import finish, shell
 from tests.test_triggers import new_repo, status_comment
@@ -77,3 +79,34 @@ def test_a_fix_on_a_fork_pull_request_opens_a_draft_pr_over_a_copy_of_its_branch
     assert "is in a fork" in draft["body"]
     assert sim.git(fork, "rev-parse", "patch").strip() == head, "the fork is untouched"
     status_comment(system, repo, pull, "Draft PR ready")
+
+
+def test_a_second_run_sees_only_the_review_comments_made_since_the_first(
+    system: System,
+) -> None:
+    sim = system.github
+    repo = new_repo(system)
+    sim.commit(repo, "tweak", {"f.py": "x = 1\n"}, message="Add f")
+    pull = sim.create_pull(repo, "Tweak x twice", "tweak", user="alice")
+    sim.add_review_comment(repo, pull, "first remark: x should be 2", "bob", "f.py", 1)
+    script_fix(system, "Tweak x twice")
+
+    def ask(text: str) -> None:
+        payload = sim.webhook_payload(
+            "issue_comment", "created", repo, sender="alice", number=pull,
+            comment_body=f"/codex fix {text}", pull=True,
+        )  # fmt: skip
+        assert system.deliver("issue_comment", payload) == 202
+
+    ask("round one")
+    status_comment(system, repo, pull, "Pushed to `tweak`")
+    time.sleep(1.1)  # GitHub's timestamps have whole seconds: the next remark is a second later
+    sim.add_review_comment(repo, pull, "second remark: keep it tidy", "bob", "f.py", 1)
+    ask("round two")
+    wait_for(lambda: len(list(system.openai.conversation("round two"))) >= 1, 60, "run two")
+    system.wait_idle()
+
+    first = next(system.openai.conversation("round one"))["input"][0]["content"]
+    second = next(system.openai.conversation("round two"))["input"][0]["content"]
+    assert "first remark" in first and "second remark" not in first
+    assert "second remark" in second and "first remark" not in second
