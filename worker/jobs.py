@@ -26,9 +26,10 @@ from worker import attempt, context, environment, gitops, prompt, publish, ranki
 from worker.agent import Progress, limits_for
 from worker.attempt import Attempt
 from worker.deps import Deps
+from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
 from worker.sandbox.containers import removals_settled
-from worker.worklog import Report, WorkLog, render_full, render_pr_body
+from worker.worklog import WorkLog, render_full
 
 log = logging.getLogger(__name__)
 

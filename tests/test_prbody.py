@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from worker.prbody import PR_BODY_LIMIT, Report, render_pr_body
 from worker.redact import Redactor
 from worker.sandbox.output import OutputBuffer
-from worker.worklog import (
-    PR_BODY_LIMIT,
-    Report,
-    Step,
-    WorkLog,
-    fence,
-    inline_code,
-    render_pr_body,
-)
+from worker.worklog import Step, WorkLog, fence, inline_code
 
 
 def report(steps: list[Step], validation: list[str], **kw: object) -> Report:
