@@ -250,12 +250,18 @@ def test_a_change_to_workflows_is_refused_with_the_reason_and_nothing_pushed(
     assert not [p for p in system.github.pushes if p.full_name == repo]
 
 
-def test_a_stop_from_someone_without_write_access_changes_nothing(system: System) -> None:
+def working_on(system: System, title: str, first: list[Any]) -> tuple[str, int]:
+    """A new issue whose task is running: its model's first turn is `first`."""
     repo = new_repo(system)
-    number = system.github.create_issue(repo, "Guarded task", "Keep going.", user="alice")
-    bump_script(system, "Guarded task", [shell("sleep 3")])
+    number = system.github.create_issue(repo, title, "Takes a while.", user="alice")
+    bump_script(system, title, first)
     assert label(system, repo, number) == 202
     status_comment(system, repo, number, "Working")
+    return repo, number
+
+
+def test_a_stop_from_someone_without_write_access_changes_nothing(system: System) -> None:
+    repo, number = working_on(system, "Guarded task", [shell("sleep 3")])
 
     assert comment_on(system, repo, number, "/codex stop", sender="mallory") == 202
     refusal = status_comment(system, repo, number, "can start or stop the agent")
@@ -267,11 +273,7 @@ def test_a_stop_from_someone_without_write_access_changes_nothing(system: System
 
 
 def test_a_stop_reaches_a_task_whose_issue_was_closed_meanwhile(system: System) -> None:
-    repo = new_repo(system)
-    number = system.github.create_issue(repo, "Closed midway", "Slow.", user="alice")
-    bump_script(system, "Closed midway", [shell("sleep 120")])
-    assert label(system, repo, number) == 202
-    status_comment(system, repo, number, "Working")
+    repo, number = working_on(system, "Closed midway", [shell("sleep 120")])
     system.github.close_issue(repo, number)
 
     assert comment_on(system, repo, number, "/codex stop") == 202
