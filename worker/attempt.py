@@ -7,6 +7,7 @@ checkout; only the first one stores a new environment snapshot.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -88,6 +89,14 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Workspace:
+    """The host checkout once it is there: its commit and the task's prompt."""
+
+    base: str
+    prompt: str
+
+
+@dataclass(frozen=True)
 class Job:
     """What every attempt of one task shares."""
 
@@ -96,9 +105,9 @@ class Job:
     label: str
     config: RepoConfig
     checkout: Path
-    base: str
+    workspace: asyncio.Future[Workspace]
+    """Still being cloned when the attempts start: a container starts meanwhile."""
     instructions: str
-    prompt: str
     secrets: dict[str, str]
     limits: Limits
     redact: Redactor
@@ -113,6 +122,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
     cache_key = warm = None
     cached = False
     if config.setup.strip():
+        await asyncio.shield(job.workspace)  # the cache key reads the checkout's lockfiles
         cache_key = await deps.cache.key_for(job.repo, image, config, job.checkout)
         warm = await deps.cache.lookup(cache_key)
     mode = config.network.agent
@@ -144,6 +154,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
     )
     async with open_sandbox(deps.docker, spec, remove_later=True) as sandbox:
         started_from = str(sandbox.container.attrs.get("Image", ""))[:19]  # sha256: + 12 hex
+        workspace = await asyncio.shield(job.workspace)
         await sandbox.put_tree(job.checkout)
         if cache_key:
             what = "cached environment, running maintenance" if warm else "running setup"
@@ -165,8 +176,10 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
         else:
             agent_phase = deps.egress.serve(sandbox, config.network, worklog, spec.label)
         async with agent_phase:
-            outcome = await _agent_phase(job, number, sandbox, worklog, show, progress)
-        diff = await collect_diff(sandbox, job.base, settings.max_diff_bytes)
+            outcome = await _agent_phase(
+                job, workspace.prompt, number, sandbox, worklog, show, progress
+            )
+        diff = await collect_diff(sandbox, workspace.base, settings.max_diff_bytes)
     if warm:
         worklog.environment = f"`{image}`, cached environment reused (`{warm}`)"
     elif cached:
@@ -186,13 +199,19 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
 
 
 async def _agent_phase(
-    job: Job, number: int, sandbox: DockerSandbox, worklog: WorkLog, show: Show, progress: Progress
+    job: Job,
+    text: str,
+    number: int,
+    sandbox: DockerSandbox,
+    worklog: WorkLog,
+    show: Show,
+    progress: Progress,
 ) -> Outcome:
-    """The agent, then the repository's own check, in the agent phase's network."""
+    """The agent on the task's prompt `text`, then the repository's own check, in the agent
+    phase's network."""
     config = job.config
     await show(TaskStatus.WORKING, "🛠️ Working: the agent has started.")
     agent = Agent(sandbox, worklog, job.limits, f"{job.label}/{number}", progress)
-    text = job.prompt
     if job.attempts > 1:
         text += (
             f"\n\nThis is attempt {number} of {job.attempts}: the attempts run independently "

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from githubkit import GitHub
 from redis.asyncio import Redis
@@ -21,6 +22,9 @@ from app.github import read_file
 from app.tasks import Task
 from worker import prompt, repoconfig
 from worker.publish import slug
+
+if TYPE_CHECKING:
+    from githubkit_schemas.latest.models import PullRequest
 
 MAX_COMMENTS = 30
 
@@ -36,8 +40,13 @@ class Plan:
     """The base branch of the draft PR (new_pr, fork_pr)."""
     clone_url: str
     html_url: str
-    prompt: str
     config: repoconfig.RepoConfig
+    about: str
+    """The issue's or PR's own title."""
+    author: str
+    """Who opened the issue or PR."""
+    body: str
+    """Its description, as written (the prompt marks it untrusted when its author is)."""
     base_ref: str = "main"
     """The branch AGENTS.md is read from: the default branch, or the PR's base (never a
     PR's head, which may be a fork)."""
@@ -61,15 +70,63 @@ def lastrun_key(task: Task) -> str:
     return f"codex:lastrun:{task.thread}"
 
 
-async def plan(redis: Redis, github: GitHub[Any], task: Task, defaults: dict[str, Any]) -> Plan:
-    """What to do, or `repoconfig.ConfigError` before anything has started."""
+async def plan(github: GitHub[Any], task: Task, defaults: dict[str, Any]) -> Plan:
+    """What to do, or `repoconfig.ConfigError` before anything has started: one round of
+    GitHub reads (the repository, its config, the issue or PR), so the sandbox can start
+    while `prompt_for` reads the rest."""
     owner, name = task.repo.split("/", 1)
-    repo = (await github.rest.repos.async_get(owner, name)).parsed_data
-    text = await read_file(github, task.repo, repoconfig.PATH, repo.default_branch)
+    get_item: Awaitable[Any] = (
+        github.rest.issues.async_get(owner, name, task.number)
+        if task.kind == "issue"
+        else github.rest.pulls.async_get(owner, name, task.number)
+    )
+    got_repo, text, got_item = await asyncio.gather(
+        github.rest.repos.async_get(owner, name),
+        read_file(github, task.repo, repoconfig.PATH),  # the default branch's
+        get_item,
+    )
+    repo, item = got_repo.parsed_data, got_item.parsed_data
     config = repoconfig.parse(text, defaults)
+    author = item.user.login if item.user else "ghost"
+    common = {"clone_url": repo.clone_url, "html_url": item.html_url, "config": config,
+              "about": item.title, "author": author, "body": item.body or ""}  # fmt: skip
     if task.kind == "issue":
-        return await _issue_plan(redis, github, task, config, repo.clone_url, repo.default_branch)
-    return await _pull_plan(redis, github, task, config, repo.clone_url)
+        return Plan(
+            title=item.title,
+            fetch_ref=repo.default_branch,
+            mode="new_pr",
+            push_branch=f"codex/issue-{task.number}-{slug(item.title)}",
+            pr_base=repo.default_branch,
+            base_ref=repo.default_branch,
+            attempts_prefix=f"codex/issue-{task.number}",
+            **common,
+        )
+    pull = cast("PullRequest", item)
+    head_repo = pull.head.repo.full_name if pull.head.repo else None
+    if head_repo == task.repo:
+        return Plan(
+            title=pull.title,
+            fetch_ref=pull.head.ref,
+            mode="same_branch",
+            push_branch=pull.head.ref,
+            pr_base=pull.base.ref,
+            base_ref=pull.base.ref,
+            attempts_prefix=f"codex/pr-{task.number}",
+            pull_number=task.number,
+            owned=pull.head.ref.startswith("codex/"),
+            **common,
+        )
+    return Plan(
+        title=f"Changes for #{task.number}: {pull.title}",
+        fetch_ref=f"refs/pull/{task.number}/head",
+        mode="fork_pr",
+        push_branch=f"codex/pr-{task.number}-{slug(pull.title)}",
+        pr_base=f"codex/pr-{task.number}-head",
+        base_copy=f"codex/pr-{task.number}-head",
+        base_ref=pull.base.ref,
+        attempts_prefix=f"codex/pr-{task.number}",
+        **common,
+    )
 
 
 async def _trusted(redis: Redis, github: GitHub[Any], repo: str, login: str) -> bool:
@@ -83,64 +140,36 @@ async def _quote(
     return prompt.Quote(author=author, text=text, label=label, trusted=trusted)
 
 
-async def _issue_plan(
-    redis: Redis,
-    github: GitHub[Any],
-    task: Task,
-    config: repoconfig.RepoConfig,
-    clone_url: str,
-    default_branch: str,
-) -> Plan:
+async def prompt_for(redis: Redis, github: GitHub[Any], task: Task, plan: Plan) -> str:
+    """The task as the model reads it: the issue and its comments, or the PR, its review
+    comments since the last run and the line commented on; untrusted authors marked."""
     owner, name = task.repo.split("/", 1)
-    got, listed = await asyncio.gather(
-        github.rest.issues.async_get(owner, name, task.number),
-        github.rest.issues.async_list_comments(owner, name, task.number, per_page=MAX_COMMENTS),
-    )
-    issue = got.parsed_data
-    author = issue.user.login if issue.user else "ghost"
-    texts = [(author, issue.body or "", "issue")]
-    for comment in cast("list[Any]", listed.parsed_data):
-        login = comment.user.login if comment.user else "ghost"
-        if not login.endswith("[bot]"):
-            texts.append((login, comment.body or "", "comment"))
+    if task.kind == "issue":
+        listed = await github.rest.issues.async_list_comments(
+            owner, name, task.number, per_page=MAX_COMMENTS
+        )
+        texts = [(plan.author, plan.body, "issue")]
+        for comment in cast("list[Any]", listed.parsed_data):
+            login = comment.user.login if comment.user else "ghost"
+            if not login.endswith("[bot]"):
+                texts.append((login, comment.body or "", "comment"))
+        kind = "issue"
+    else:
+        texts = [(plan.author, plan.body, "pull request")]
+        since = await redis.get(lastrun_key(task))
+        reviews = await github.rest.pulls.async_list_review_comments(
+            owner, name, task.number, per_page=100
+        )
+        for comment in cast("list[Any]", reviews.parsed_data)[-MAX_COMMENTS:]:
+            if since and comment.created_at.timestamp() < json.loads(since):
+                continue
+            login = comment.user.login if comment.user else "ghost"
+            label = f"review comment on {comment.path}:{comment.line or comment.original_line}"
+            texts.append((login, comment.body, label))
+        kind = "pull request"
     quotes = list(
         await asyncio.gather(*(_quote(redis, github, task.repo, *text) for text in texts))
     )
-    return Plan(
-        title=issue.title,
-        fetch_ref=default_branch,
-        mode="new_pr",
-        push_branch=f"codex/issue-{task.number}-{slug(issue.title)}",
-        pr_base=default_branch,
-        clone_url=clone_url,
-        html_url=issue.html_url,
-        prompt=prompt.task_prompt(
-            prompt.Subject("issue", task.repo, task.number, issue.title), quotes, task.instructions
-        ),
-        config=config,
-        base_ref=default_branch,
-        attempts_prefix=f"codex/issue-{task.number}",
-    )
-
-
-async def _pull_plan(
-    redis: Redis, github: GitHub[Any], task: Task, config: repoconfig.RepoConfig, clone_url: str
-) -> Plan:
-    owner, name = task.repo.split("/", 1)
-    pull = (await github.rest.pulls.async_get(owner, name, task.number)).parsed_data
-    author = pull.user.login if pull.user else "ghost"
-    quotes = [await _quote(redis, github, task.repo, author, pull.body or "", "pull request")]
-    since = await redis.get(lastrun_key(task))
-    reviews = await github.rest.pulls.async_list_review_comments(
-        owner, name, task.number, per_page=100
-    )
-    for comment in cast("list[Any]", reviews.parsed_data)[-MAX_COMMENTS:]:
-        if since and comment.created_at.timestamp() < json.loads(since):
-            continue
-        login = comment.user.login if comment.user else "ghost"
-        label = f"review comment on {comment.path}:{comment.line or comment.original_line}"
-        quote = await _quote(redis, github, task.repo, login, comment.body, label)
-        quotes.append(quote)
     if task.review_path:
         quotes.append(
             prompt.Quote(
@@ -152,39 +181,8 @@ async def _pull_plan(
         )
     if task.action == "continue":
         quotes.append(await previous_run(redis, task))
-    head_repo = pull.head.repo.full_name if pull.head.repo else None
-    subject = prompt.Subject("pull request", task.repo, task.number, pull.title)
-    text = prompt.task_prompt(subject, quotes, task.instructions)
-    if head_repo == task.repo:
-        return Plan(
-            title=pull.title,
-            fetch_ref=pull.head.ref,
-            mode="same_branch",
-            push_branch=pull.head.ref,
-            pr_base=pull.base.ref,
-            clone_url=clone_url,
-            html_url=pull.html_url,
-            prompt=text,
-            config=config,
-            base_ref=pull.base.ref,
-            attempts_prefix=f"codex/pr-{task.number}",
-            pull_number=task.number,
-            owned=pull.head.ref.startswith("codex/"),
-        )
-    return Plan(
-        title=f"Changes for #{task.number}: {pull.title}",
-        fetch_ref=f"refs/pull/{task.number}/head",
-        mode="fork_pr",
-        push_branch=f"codex/pr-{task.number}-{slug(pull.title)}",
-        pr_base=f"codex/pr-{task.number}-head",
-        base_copy=f"codex/pr-{task.number}-head",
-        clone_url=clone_url,
-        html_url=pull.html_url,
-        prompt=text,
-        config=config,
-        base_ref=pull.base.ref,
-        attempts_prefix=f"codex/pr-{task.number}",
-    )
+    subject = prompt.Subject(kind, task.repo, task.number, plan.about)
+    return prompt.task_prompt(subject, quotes, task.instructions)
 
 
 async def previous_run(redis: Redis, task: Task) -> prompt.Quote:

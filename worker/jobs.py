@@ -23,7 +23,7 @@ from app import access, queue, status, tasklog
 from app import github as gh
 from app.tasks import Task, TaskStatus
 from worker import attempt, context, environment, gitops, prompt, publish, ranking, repoconfig
-from worker.agent import Progress, limits_for
+from worker.agent import Limits, Progress, limits_for
 from worker.attempt import Attempt
 from worker.deps import Deps
 from worker.prbody import Report, render_pr_body
@@ -127,7 +127,7 @@ class TaskRun:
         self._show_soon(
             github, TaskStatus.PREPARING, "⏳ Preparing: reading the issue and cloning."
         )
-        plan = await context.plan(self.redis, github, task, self.settings.defaults_for(task.repo))
+        plan = await context.plan(github, task, self.settings.defaults_for(task.repo))
         if task.action == "continue" and not plan.owned:
             raise TaskFailed(
                 "`/codex continue` resumes a pull request this app opened (a `codex/` branch); "
@@ -135,8 +135,14 @@ class TaskRun:
             )
         with tempfile.TemporaryDirectory(prefix="codex-") as workdir:
             checkout = Path(workdir) / "repo"
-            base = await gitops.clone(plan.clone_url, token.token, checkout, plan.fetch_ref)
-            attempts = await self._attempts(github, token, plan, checkout, base)
+            limits = limits_for(self.settings, plan.config.limits)
+            # The clone runs while the attempts start their containers.
+            workspace = asyncio.create_task(self._workspace(github, token, plan, checkout, limits))
+            try:
+                attempts = await self._attempts(github, plan, checkout, workspace, limits)
+            finally:
+                await settled(workspace)
+            base = workspace.result().base
             full = self.redact(render_full([one.worklog for one in attempts]))
             self.log_url = await tasklog.store(self.redis, self.settings, task.job_id, full)
             best = attempts[ranking.order([a.candidate() for a in attempts])[0].number - 1]
@@ -147,32 +153,48 @@ class TaskRun:
             self._show_soon(github, TaskStatus.PUBLISHING, "📤 Publishing the change.")
             return await self._publish(github, token, plan, attempts, checkout, base)
 
-    async def _attempts(
+    async def _workspace(
         self,
         github: publish.Client,
         token: gh.InstallationToken,
         plan: context.Plan,
         checkout: Path,
-        base: str,
+        limits: Limits,
+    ) -> attempt.Workspace:
+        """The host checkout, and the prompt: the issue or PR with its comments (read while
+        the clone runs) and the AGENTS.md files of the base branch."""
+        reading = asyncio.create_task(context.prompt_for(self.redis, github, self.task, plan))
+        try:
+            base = await gitops.clone(plan.clone_url, token.token, checkout, plan.fetch_ref)
+            agents_ref = base
+            if plan.base_ref != plan.fetch_ref:
+                agents_ref = await gitops.fetch(
+                    checkout, plan.clone_url, token.token, plan.base_ref, "refs/codex/base"
+                )
+            agents_files = await gitops.files_named(checkout, agents_ref, "AGENTS.md")
+            text = attempt.task_prompt(await reading, agents_files, plan.config, limits)
+        finally:
+            await settled(reading)
+        return attempt.Workspace(base=base, prompt=text)
+
+    async def _attempts(
+        self,
+        github: publish.Client,
+        plan: context.Plan,
+        checkout: Path,
+        workspace: asyncio.Task[attempt.Workspace],
+        limits: Limits,
     ) -> list[Attempt]:
         config, task = plan.config, self.task
         count = task.attempts or config.attempts
-        limits = limits_for(self.settings, config.limits)
-        agents_ref = base
-        if plan.base_ref != plan.fetch_ref:
-            agents_ref = await gitops.fetch(
-                checkout, plan.clone_url, token.token, plan.base_ref, "refs/codex/base"
-            )
-        agents_files = await gitops.files_named(checkout, agents_ref, "AGENTS.md")
         job = attempt.Job(
             deps=self.deps,
             repo=task.repo,
             label=task.job_id,
             config=config,
             checkout=checkout,
-            base=base,
+            workspace=workspace,
             instructions=prompt.INSTRUCTIONS,
-            prompt=attempt.task_prompt(plan.prompt, agents_files, config, limits),
             secrets=environment.secrets(self.settings, task.repo, config, self.redact),
             limits=limits,
             redact=self.redact,
@@ -247,7 +269,8 @@ class TaskRun:
             if not one.publishable:
                 continue
             of = f" (attempt {one.number} of {len(attempts)})" if len(attempts) > 1 else ""
-            await gitops.reset(checkout, base)
+            if commits:  # the checkout is still at `base` for the first one
+                await gitops.reset(checkout, base)
             commits[one.number] = await gitops.commit(
                 checkout,
                 one.diff,
@@ -283,17 +306,24 @@ class TaskRun:
                     github, task.repo, number, title=chosen["title"], body=chosen["body"]
                 )
         else:
-            if plan.base_copy:
-                await gitops.push(checkout, url, secret, plan.base_copy, rev=base)
-            await gitops.push(checkout, url, secret, plan.push_branch, rev=commits[winner])
-            pull = await publish.open_draft(
-                github,
-                task.repo,
-                head=plan.push_branch,
-                base=plan.pr_base,
-                title=chosen["title"],
-                body=chosen["body"],
+            looking = asyncio.create_task(  # a rerun's PR is looked up while the push runs
+                publish.find_open(github, task.repo, head=plan.push_branch, base=plan.pr_base)
             )
+            try:
+                if plan.base_copy:
+                    await gitops.push(checkout, url, secret, plan.base_copy, rev=base)
+                await gitops.push(checkout, url, secret, plan.push_branch, rev=commits[winner])
+                pull = await publish.open_draft(
+                    github,
+                    task.repo,
+                    await looking,
+                    head=plan.push_branch,
+                    base=plan.pr_base,
+                    title=chosen["title"],
+                    body=chosen["body"],
+                )
+            finally:
+                await settled(looking)
             number, link = pull.number, pull.url
         if plan.mode != "same_branch" or plan.owned:
             # First: `/codex pick` and `/codex continue` may come as soon as the PR shows.
@@ -448,6 +478,16 @@ class TaskRun:
             await self.showing
         await queue.release(self.redis, self.task)
         await self._show(github, phase, text)
+
+
+async def settled(work: asyncio.Task[Any]) -> None:
+    """`work` is over: cancelled if it was still running, and its error (if any) seen, since
+    the error that stopped the task first is the one reported."""
+    if not work.done():
+        work.cancel()
+    await asyncio.wait([work])
+    if not work.cancelled():
+        work.exception()
 
 
 async def run_task(ctx: dict[str, Any], payload: dict[str, Any]) -> str:

@@ -31,18 +31,34 @@ class PullRequest:
     url: str
 
 
-async def open_draft(
-    github: Client, repo: str, *, head: str, base: str, title: str, body: str
-) -> PullRequest:
-    """Open a draft PR from `head`, or update the open one that already has that head."""
+async def find_open(github: Client, repo: str, *, head: str, base: str) -> PullRequest | None:
+    """The open PR from `head` into `base`, if a previous run of the task opened one."""
     owner, name = repo.split("/", 1)
     existing = await github.rest.pulls.async_list(
         owner, name, state="open", head=f"{owner}:{head}", base=base
     )
     # githubkit's generated `list` method shadows the builtin in its annotations.
     for pull in cast("list[PullRequestSimple]", existing.parsed_data):
-        await github.rest.pulls.async_update(owner, name, pull.number, title=title, body=body)
         return PullRequest(pull.number, pull.html_url)
+    return None
+
+
+async def open_draft(
+    github: Client,
+    repo: str,
+    existing: PullRequest | None,
+    *,
+    head: str,
+    base: str,
+    title: str,
+    body: str,
+) -> PullRequest:
+    """Open a draft PR from `head`, or update `existing`, the open one that has that head
+    (`find_open`, which may run while the branch is pushed)."""
+    owner, name = repo.split("/", 1)
+    if existing is not None:
+        await github.rest.pulls.async_update(owner, name, existing.number, title=title, body=body)
+        return existing
     created = await github.rest.pulls.async_create(
         owner, name, title=title, head=head, base=base, body=body, draft=True
     )

@@ -186,7 +186,8 @@ class DockerSandbox:
 
     async def isolate(self) -> None:
         """Leave every network: from here on the container has loopback only."""
-        await self._leave_networks(keep=None)
+        if self.spec.network is not None:  # otherwise it never had more than loopback
+            await self._leave_networks(keep=None)
 
     async def _leave_networks(self, keep: str | None) -> None:
         await asyncio.to_thread(self.container.reload)
