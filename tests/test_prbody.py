@@ -219,3 +219,19 @@ def test_output_cut_mid_character_keeps_whole_characters_only() -> None:
     assert "\ufffd" not in text
     head, tail = text.split("\n[... ", 1)[0], text.rsplit("...]\n", 1)[1]
     assert head and set(head) <= set("é€😀") and tail and set(tail) <= set("é€😀")
+
+
+def test_the_end_line_is_taken_off_cut_and_uncut_output_alike() -> None:
+    end = b"\nEND:0\n"
+    short = OutputBuffer(1_000)
+    short.add(b"hello")
+    short.add(end)
+    assert short.take_end(end) and short.text() == "hello"
+    long = OutputBuffer(1_000)
+    long.add(b"x" * 5_000 + b"tail")
+    long.add(end)
+    assert long.take_end(end)
+    assert long.text().endswith("xtail") and "bytes of output cut" in long.text()
+    lost = OutputBuffer(1_000)
+    lost.add(b"partial")
+    assert not lost.take_end(end), "no end line: the output was cut short on the way"

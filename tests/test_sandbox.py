@@ -95,3 +95,23 @@ def test_a_fork_bomb_stops_at_the_pids_limit(engine: docker.DockerClient) -> Non
     running = int(output.rsplit("running=", 1)[1].split()[0])
     assert running <= 64, output
     assert "fork" in output.lower() or "resource" in output.lower(), output
+
+
+def test_output_comes_back_exact_with_its_exit_code(engine: docker.DockerClient) -> None:
+    """Every command ends with an end line the sandbox strips (it tells a lost output from an
+    empty one); what the command printed comes back byte for byte."""
+    blob = bytes(range(256)) * 4
+
+    async def commands() -> tuple[list[tuple[str, int]], bytes | None, bytes | None]:
+        async with open_sandbox(engine, SPEC) as sandbox:
+            await sandbox.write_files({"blob.bin": blob})
+            runs = []
+            for command in ("printf abc", "true", "echo out; exit 3", "echo err >&2"):
+                result = await sandbox.run(command, timeout=30)
+                runs.append((result.output, result.exit_code))
+            return runs, await sandbox.read_file("blob.bin"), await sandbox.read("false", limit=99)
+
+    runs, read, failed = asyncio.run(commands())
+    assert runs == [("abc", 0), ("", 0), ("out\n", 3), ("err\n", 0)]
+    assert read == blob, "binary content without a final newline, exact"
+    assert failed is None, "a read whose command fails gives nothing"

@@ -39,6 +39,26 @@ CA_VARIABLES = (
 """How common tools are told about a proxy and an extra CA, without root in the container."""
 
 
+END = f"codex-end-{secrets.token_hex(8)}:"
+"""Every command's output ends with a line `END<exit code>`. Docker sometimes returns an
+exec's output empty or short (moby#27289, docker-py#2042): without that line, it was lost."""
+LOST_OUTPUT = (
+    "[the Docker engine lost this command's output, or part of it (a known docker exec race); "
+    "run the command again if you need it]"
+)
+READ_TRIES = 3
+
+
+def framed(limit: str, command: str) -> list[str]:
+    """`command` under `limit` (a `timeout ...` prefix), then the end line with its status."""
+    script = f'{limit} sh -c "$1"; s=$?; printf "\\n{END}%d\\n" "$s"; exit "$s"'
+    return ["sh", "-c", script, "sh", command]
+
+
+def end_line(code: int) -> bytes:
+    return f"\n{END}{code}\n".encode()
+
+
 class SandboxError(Exception):
     """The sandbox failed (not the command in it): the container died or would not start."""
 
@@ -93,7 +113,7 @@ class DockerSandbox:
         env: Mapping[str, str] | None = None,
     ) -> CommandResult:
         directory = WORKDIR if not workdir else str(Path(WORKDIR) / workdir)
-        argv = ["timeout", "-k", str(GRACE), str(timeout), "sh", "-c", command]
+        argv = framed(f"timeout -k {GRACE} {timeout}", command)
         started = time.monotonic()
         try:
             output, code = await asyncio.wait_for(
@@ -130,29 +150,39 @@ class DockerSandbox:
             code = api.exec_inspect(exec_id)["ExitCode"]
         except docker.errors.APIError as error:
             raise SandboxError(f"the sandbox stopped answering: {error.explanation}") from error
-        return buffer.text(), int(code if code is not None else -1)
+        code = int(code if code is not None else -1)
+        if buffer.take_end(end_line(code)):
+            return buffer.text(), code
+        text = buffer.text()
+        if code in (126, 127) and text.strip():
+            return text, code  # the engine could not start it (e.g. no such workdir): its word
+        log.warning("task %s: the engine lost a command's output", self.spec.label)
+        return (f"{text}\n{LOST_OUTPUT}" if text.strip() else LOST_OUTPUT), code
 
     async def read(self, command: str, *, limit: int, timeout: int = 120) -> bytes | None:
         """The raw stdout of `command`, or None when it exceeds `limit` bytes or fails."""
 
         def run() -> bytes | None:
             api = self.api
-            exec_id = api.exec_create(
-                self.container.id,
-                ["timeout", str(timeout), "sh", "-c", command],
-                workdir=WORKDIR,
-                stderr=False,
-            )["Id"]
-            data = bytearray()
-            for chunk in api.exec_start(exec_id, stream=True):
-                data += chunk
-                if len(data) > limit:
-                    return None
-            if api.exec_inspect(exec_id)["ExitCode"] != 0:
-                return None
-            return bytes(data)
+            for _ in range(READ_TRIES):  # `command` only reads: running it again is harmless
+                exec_id = api.exec_create(
+                    self.container.id,
+                    framed(f"timeout {timeout}", command),
+                    workdir=WORKDIR,
+                    stderr=False,
+                )["Id"]
+                data = bytearray()
+                for chunk in api.exec_start(exec_id, stream=True):
+                    data += chunk
+                    if len(data) > limit + len(end_line(-1)):
+                        return None
+                end = end_line(int(api.exec_inspect(exec_id)["ExitCode"] or 0))
+                if data.endswith(end):
+                    return bytes(data[: -len(end)]) if end == end_line(0) else None
+                log.warning("task %s: the engine lost a read's output", self.spec.label)
+            return None
 
-        return await asyncio.wait_for(asyncio.to_thread(run), timeout + 30)
+        return await asyncio.wait_for(asyncio.to_thread(run), READ_TRIES * (timeout + 30))
 
     async def read_file(self, path: str, limit: int = 4_000_000) -> bytes | None:
         """A file of the checkout (relative `path`), or None when it is missing or too large."""

@@ -23,6 +23,20 @@ class OutputBuffer:
             self.tail += chunk
             del self.tail[: max(0, len(self.tail) - self.limit // 2)]
 
+    def take_end(self, end: bytes) -> bool:
+        """Remove `end` from the end of the stream; False when the stream does not end so."""
+        if self.total == len(self.head) + len(self.tail):  # nothing cut: all of it is here
+            whole = self.head + self.tail
+            if not whole.endswith(end):
+                return False
+            self.head, self.tail = whole[: -len(end)], bytearray()
+        elif self.tail.endswith(end):
+            del self.tail[-len(end) :]
+        else:
+            return False
+        self.total -= len(end)
+        return True
+
     def text(self) -> str:
         if self.total == len(self.head) + len(self.tail):
             return (self.head + self.tail).decode("utf-8", "replace")
