@@ -146,17 +146,11 @@ async def react(
         await github.rest.reactions.async_create_for_issue(owner, name, number, content=content)
 
 
-async def read_file(
-    github: GitHub[Any], repo: str, path: str, ref: str | None = None
-) -> str | None:
-    """A text file's content at `ref` (default: the default branch), or None when there is no
-    such file."""
+async def read_file(github: GitHub[Any], repo: str, path: str) -> str | None:
+    """A text file's content on the default branch, or None when there is no such file."""
     owner, name = repo.split("/", 1)
     try:
-        if ref is None:
-            response = await github.rest.repos.async_get_content(owner, name, path)
-        else:
-            response = await github.rest.repos.async_get_content(owner, name, path, ref=ref)
+        response = await github.rest.repos.async_get_content(owner, name, path)
     except RequestFailed as error:
         if error.response.status_code == 404:
             return None

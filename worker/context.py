@@ -18,7 +18,7 @@ from githubkit import GitHub
 from redis.asyncio import Redis
 
 from app import access
-from app.github import read_file
+from app.github import CONFIG_PATH, read_file
 from app.tasks import Task
 from worker import prompt, repoconfig
 from worker.publish import slug
@@ -82,7 +82,7 @@ async def plan(github: GitHub[Any], task: Task, defaults: dict[str, Any]) -> Pla
     )
     got_repo, text, got_item = await asyncio.gather(
         github.rest.repos.async_get(owner, name),
-        read_file(github, task.repo, repoconfig.PATH),  # the default branch's
+        read_file(github, task.repo, CONFIG_PATH),
         get_item,
     )
     repo, item = got_repo.parsed_data, got_item.parsed_data

@@ -7,6 +7,7 @@ running hands them to the agent phase; the script's output is redacted like ever
 
 from __future__ import annotations
 
+from app.github import CONFIG_PATH
 from app.settings import Settings
 from worker import repoconfig
 from worker.redact import Redactor
@@ -40,7 +41,7 @@ def secrets(
     values = settings.secrets_for(repo, config.secrets)
     if missing := [name for name in config.secrets if name not in values]:
         raise SetupFailed(
-            f"{repoconfig.PATH} lists secrets this server does not hold: "
+            f"{CONFIG_PATH} lists secrets this server does not hold: "
             f"{', '.join(missing)}. Add them to `REPO_SECRETS` on the server, or remove them."
         )
     for value in values.values():
@@ -88,6 +89,6 @@ async def _run_script(
     if result.exit_code != 0:
         tail = redact(result.output.strip()[-1500:])
         raise SetupFailed(
-            f"the setup script from {repoconfig.PATH} failed with exit code "
+            f"the setup script from {CONFIG_PATH} failed with exit code "
             f"{result.exit_code}:\n\n```text\n{tail}\n```"
         )

@@ -24,7 +24,6 @@ from app.github import CONFIG_PATH
 from app.settings import merge
 from worker.sandbox.egress_policy import ALL_METHODS, normalize_host
 
-PATH = CONFIG_PATH
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EXAMPLE = """\
 image: my-registry/python-node:3.12
@@ -160,7 +159,7 @@ class ConfigError(Exception):
     """`.github/codex.yml` cannot be used; the message is for the repository's maintainers."""
 
     def __init__(self, key: str, reason: str, line: int | None) -> None:
-        where = f"{PATH} line {line}" if line else PATH
+        where = f"{CONFIG_PATH} line {line}" if line else CONFIG_PATH
         subject = f"`{key}`: " if key else ""
         super().__init__(f"{where}: {subject}{reason}")
         self.key, self.reason, self.line = key, reason, line
