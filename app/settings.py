@@ -8,10 +8,13 @@ missing or placeholder secret stops startup with one line that names the variabl
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDERS = frozenset({"", "changeme", "changethis", "secret", "placeholder", "xxx", "todo"})
@@ -53,6 +56,12 @@ class Settings(BaseSettings):
     """Where people reach this app, e.g. `https://codex.example.com` (`PUBLIC_URL`); PR bodies
     then link to each task's full work log there."""
     sandbox_image: str = "codex-sandbox:local"
+    """The image tasks run in unless a repository's `image:` names another allowed one."""
+    sandbox_images: dict[str, list[str]] = Field(default_factory=dict)
+    """Images repositories may name in `image:` (`SANDBOX_IMAGES`): JSON, a list of patterns
+    for every repository (`["python:3.*", "node:22"]`) or patterns keyed by `*`, `owner` or
+    `owner/repo`. Digests, image ids and cached environments are refused whatever the
+    patterns say, and no image is ever pulled."""
     bot_name: str = "codex-app"
     """The App's slug: its own events (`<slug>[bot]`) never start work."""
 
@@ -72,6 +81,9 @@ class Settings(BaseSettings):
     """Docker runtime for sandboxes (`SANDBOX_RUNTIME`); `runsc` is gVisor, registered by
     deploy/docker/ensure-dockerd.sh without network. A repository's `runtime` overrides it."""
     max_diff_bytes: int = Field(default=5_000_000, ge=1_000)
+    """Bytes of the agent's change: the diff as read, and all the files it adds, applied."""
+    max_file_bytes: int = Field(default=2_000_000, ge=1_000)
+    """Bytes of one file the change adds or rewrites, applied (not compressed)."""
     sandbox_network: str = "codex-setup"
     """Docker network for the setup phase, firewalled by deploy/docker/sandbox-network.sh;
     empty: setup runs without network too. The agent phase never has this network."""
@@ -108,6 +120,18 @@ class Settings(BaseSettings):
     `{"allowed.example": "127.0.0.1:8443"}`. Leave empty in production."""
     egress_upstream_ca: Path | None = None
     """Extra CA bundle the proxy trusts for upstream TLS (test servers, corporate CAs)."""
+
+    @field_validator("sandbox_images", mode="before")
+    @classmethod
+    def _images_for_everyone(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value)
+        return {"*": value} if isinstance(value, list) else value
+
+    def cache_secret(self) -> bytes:
+        """Names environment snapshots: derived from the webhook secret, so no new setting."""
+        secret = self.webhook_secret.get_secret_value().encode()
+        return hmac.new(secret, b"codex environment cache", hashlib.sha256).digest()
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (

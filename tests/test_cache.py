@@ -21,25 +21,44 @@ def engine(docker_ready: None) -> docker.DockerClient:
 
 
 def test_garbage_collection_removes_only_expired_snapshots(engine: docker.DockerClient) -> None:
-    base = engine.images.get(SANDBOX_IMAGE)
-    base.tag(REPOSITORY, "expired-by-test")  # no creation label: as old as can be
+    cache = EnvironmentCache(engine, ttl=3600, secret=b"test")
     container = engine.containers.create(SANDBOX_IMAGE, command=["true"])
     try:
-        container.commit(REPOSITORY, "fresh-by-test", conf={"Labels": {CREATED: str(time.time())}})
+        fresh, cached = asyncio.run(cache.commit(container, "octo/app", "t", "fresh-by-test"))
     finally:
         container.remove()
+    engine.images.get(SANDBOX_IMAGE).tag(REPOSITORY, "expired-by-test")  # no label: old
     try:
-        removed = asyncio.run(EnvironmentCache(engine, ttl=3600).collect_garbage())
+        assert cached and fresh == cache.tag_for("fresh-by-test")
+        removed = asyncio.run(cache.collect_garbage())
         tags = {t for image in engine.images.list(name=REPOSITORY) for t in image.tags}
         assert removed >= 1
         assert f"{REPOSITORY}:expired-by-test" not in tags
-        assert f"{REPOSITORY}:fresh-by-test" in tags
+        assert fresh in tags
         assert SANDBOX_IMAGE in engine.images.get(SANDBOX_IMAGE).tags, "other tags are kept"
-        assert asyncio.run(EnvironmentCache(engine, ttl=3600).lookup("fresh-by-test"))
-        assert asyncio.run(EnvironmentCache(engine, ttl=0).lookup("fresh-by-test")) is None
+        assert asyncio.run(cache.lookup("fresh-by-test", "octo/app")) == fresh
+        assert asyncio.run(cache.lookup("fresh-by-test", "other/app")) is None, "not theirs"
+        assert asyncio.run(EnvironmentCache(engine, 0, b"test").lookup("fresh-by-test",
+                                                                       "octo/app")) is None  # fmt: skip
+        other_secret = EnvironmentCache(engine, ttl=3600, secret=b"another server")
+        assert other_secret.tag_for("fresh-by-test") != fresh, "names depend on the secret"
     finally:
-        engine.images.remove(f"{REPOSITORY}:fresh-by-test", force=True)
+        engine.images.remove(fresh, force=True)
         engine.close()
+
+
+def test_a_snapshot_without_its_repository_label_is_not_used(engine: docker.DockerClient) -> None:
+    cache = EnvironmentCache(engine, ttl=3600, secret=b"test")
+    forged = cache.tag_for("forged-by-test")
+    container = engine.containers.create(SANDBOX_IMAGE, command=["true"])
+    try:
+        container.commit(*forged.split(":"), conf={"Labels": {CREATED: str(time.time())}})
+    finally:
+        container.remove()
+    try:
+        assert asyncio.run(cache.lookup("forged-by-test", "octo/app")) is None
+    finally:
+        engine.images.remove(forged, force=True)
 
 
 BASE = RepoConfig.model_validate({"setup": "pip install -e .", "env": {"A": "1"},
@@ -75,14 +94,19 @@ def test_lockfiles_are_found_at_any_depth_and_other_files_are_not() -> None:
     assert found == ["requirements-dev.txt", "web/package.json", "svc/go.sum"]
 
 
-def test_a_task_with_the_cache_off_stores_no_snapshot(engine: docker.DockerClient) -> None:
-    async def setup_once() -> tuple[bool, list[str]]:
-        before = {i.id for i in engine.images.list(name=REPOSITORY)}
-        async with open_sandbox(engine, SandboxSpec(image=SANDBOX_IMAGE)) as sandbox:
-            stored = await EnvironmentCache(engine, ttl=0).store(sandbox, "cache-off-by-test")
-        return stored, [
-            str(i.id) for i in engine.images.list(name=REPOSITORY) if i.id not in before
-        ]
+def test_a_task_with_the_cache_off_keeps_its_environment_only_for_itself(
+    engine: docker.DockerClient,
+) -> None:
+    cache = EnvironmentCache(engine, ttl=0, secret=b"test")
 
-    stored, new = asyncio.run(setup_once())
-    assert stored is False and new == []
+    async def setup_once() -> tuple[str, bool, list[str]]:
+        async with open_sandbox(engine, SandboxSpec(image=SANDBOX_IMAGE)) as sandbox:
+            tag, cached = await cache.commit(sandbox.container, "octo/app", "t", "off-by-test")
+        left = [t for i in engine.images.list(name=REPOSITORY) for t in i.tags if t == tag]
+        await cache.discard(tag)
+        return tag, cached, left
+
+    tag, cached, left = asyncio.run(setup_once())
+    assert cached is False and left == [tag], "a temporary environment while the task runs"
+    assert asyncio.run(cache.lookup("off-by-test", "octo/app")) is None
+    assert not [t for i in engine.images.list(name=REPOSITORY) for t in i.tags if t == tag]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 from typing import Any
 
@@ -161,7 +162,8 @@ def test_a_second_task_starts_from_the_cached_environment(system: System) -> Non
     assert "cached environment reused" in warm["body"]
     done = status_comment(system, repo, second, "Draft PR ready")
     assert "the cached environment was reused (setup skipped, maintenance ran)" in done["body"]
-    assert "started from image `sha256:" in warm["body"]
+    assert re.search(r"started from image `[0-9a-f]{10}`", warm["body"]), "a fingerprint"
+    assert "sha256:" not in warm["body"] and "codex-env:" not in warm["body"], "no usable name"
     assert "**setup**" in warm["body"] and "maintenance-runs" in warm["body"]
     seen = tool_outputs(system, "Cache warm task")[0]
     assert seen.startswith("exit code: 2\nrun\nrun\nbuilt\nnew\n"), seen
@@ -220,11 +222,11 @@ def test_setup_has_a_network_that_reaches_nothing_on_the_host_and_the_agent_has_
 
 
 def test_runtime_runsc_runs_setup_and_agent_under_gvisor(system: System) -> None:
-    repo = env_repo(system, "runtime: runsc\nsetup: dmesg | head -1 > /tmp/kernel\n")
+    repo = env_repo(system, "runtime: runsc\nsetup: dmesg | head -1 > ~/kernel\n")
     number = system.github.create_issue(repo, "Under gVisor", "x", user="alice")
     system.openai.script(
         "Under gVisor",
-        [[shell("cat /tmp/kernel; ls /sys/class/net; echo ok > ok.txt")], [finish("Done.")]],
+        [[shell("cat ~/kernel; ls /sys/class/net; echo ok > ok.txt")], [finish("Done.")]],
     )
     assert label(system, repo, number) == 202
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]

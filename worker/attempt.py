@@ -1,28 +1,30 @@
-"""One attempt at a task: a fresh container, the environment, the agent, the repository's own
-validate command, and the diff, which leaves through the Docker API to be checked on the host.
+"""One attempt at a task: a fresh container from the task's environment, the agent, the diff
+(which leaves through the Docker API and is checked by the host's git), and the repository's
+own validate command in a container of its own.
 
-Best-of-N runs several of these side by side, each in its own container, from the same host
-checkout; only the first one stores a new environment snapshot.
+Best-of-N runs several of these side by side, each in its own containers, from the same host
+checkout and the same environment (setup runs once per task: `worker/environment.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from app.tasks import TaskStatus
-from worker import environment, gitops, prompt, ranking
+from worker import change, environment, prompt, ranking
 from worker.agent import Agent, Limits, Outcome, Progress
 from worker.deps import Deps
+from worker.environment import Cache, Environment
 from worker.redact import Redactor
 from worker.repoconfig import RepoConfig
-from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
-from worker.worklog import Step, WorkLog
+from worker.sandbox.containers import DockerSandbox, open_sandbox
+from worker.validation import ValidationSandbox
+from worker.worklog import WorkLog
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +32,15 @@ CACHE_DIRS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
 DIFF_COMMAND = (
     "git add -A -- . "
     + " ".join(f"':(exclude,glob)**/{d}/**'" for d in CACHE_DIRS)
-    + " >/dev/null && "
-    "git -c core.quotePath=false diff --cached --binary --no-ext-diff --no-textconv {base}"
+    + " >/dev/null && GIT_CONFIG_NOSYSTEM=1 git -c core.quotePath=true "
+    "-c diff.noprefix=false -c diff.mnemonicPrefix=false -c diff.relative=false "
+    "diff --cached --binary --no-renames --no-ext-diff --no-textconv "
+    "--src-prefix=a/ --dst-prefix=b/ {baseline}"
 )
-"""Everything the agent changed, new files included, minus tool caches nobody commits."""
+"""Everything the agent changed since setup, new files included, minus tool caches nobody
+commits. The host never parses this text: it applies it with its own git (`change.py`)."""
 
 Show = Callable[[TaskStatus, str], Awaitable[None]]
-Cache = Literal["hit", "stored", "miss"] | None
 
 
 class AttemptFailed(Exception):
@@ -49,7 +53,7 @@ class Attempt:
     outcome: Outcome
     worklog: WorkLog
     diff: bytes
-    check: gitops.DiffCheck
+    change: change.Change
     cache: Cache = None
     """The environment cache: reused, stored after setup, or neither; None: no setup script."""
 
@@ -65,14 +69,14 @@ class Attempt:
 
     @property
     def publishable(self) -> bool:
-        return bool(self.diff) and not self.check.problems
+        return bool(self.change.files) and not self.change.problems
 
     def candidate(self) -> ranking.Candidate:
         validation = self.worklog.validation
         note = self.outcome.stop_reason or ""
-        if self.diff and self.check.problems:
-            note = "not publishable: " + "; ".join(self.check.problems)
-        elif not self.diff:
+        if self.change.problems:
+            note = "not publishable: " + "; ".join(self.change.problems)
+        elif not self.change.files:
             note = "no change"
         return ranking.Candidate(
             number=self.number,
@@ -107,8 +111,12 @@ class Job:
     checkout: Path
     workspace: asyncio.Future[Workspace]
     """Still being cloned when the attempts start: a container starts meanwhile."""
+    environment: asyncio.Future[Environment]
+    """The setup phase, once for every attempt; at once when there is no setup script."""
+    image: str
+    """The image the repository asked for (allowed), as people know it."""
+    runtime: str | None
     instructions: str
-    secrets: dict[str, str]
     limits: Limits
     redact: Redactor
     attempts: int = 1
@@ -117,85 +125,111 @@ class Job:
 async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
     deps, config = job.deps, job.config
     settings = deps.settings
-    worklog = WorkLog()
-    image = config.image or settings.sandbox_image
-    cache_key = warm = None
-    cached = False
-    if config.setup.strip():
-        await asyncio.shield(job.workspace)  # the cache key reads the checkout's lockfiles
-        cache_key = await deps.cache.key_for(job.repo, image, config, job.checkout)
-        warm = await deps.cache.lookup(cache_key)
     mode = config.network.agent
-    runtime = config.runtime or settings.sandbox_runtime
-    if runtime == "runsc" and mode != "off":
+    if job.runtime == "runsc" and mode != "off":
         raise AttemptFailed(
             "this server runs sandboxes under gVisor (`SANDBOX_RUNTIME=runsc`), which has no "
             "network: use `network.agent: off`, or `runtime: runc`"
         )
     deps.egress.require(mode)
-    network = settings.sandbox_network if cache_key and runtime != "runsc" else None
-    if cache_key and runtime == "runsc":
-        worklog.notes.append("setup ran without network: gVisor (runsc) sandboxes have none")
-    if network and not await network_exists(deps.docker, network):
-        worklog.notes.append(f"setup ran without network: no Docker network {network!r}")
-        network = None
-    if network is None and mode != "off":
-        network = deps.egress.network  # no setup phase: straight onto the proxy's network
-    spec = SandboxSpec(
-        image=warm or image,
-        network=network,
-        env=config.env,
-        memory=settings.sandbox_memory,
-        cpus=settings.sandbox_cpus,
-        pids=settings.sandbox_pids,
-        output_limit=settings.output_limit,
-        label=f"{job.label}/{number}",
-        runtime=None if runtime == "runc" else runtime,
+    env = await asyncio.shield(job.environment)
+    worklog = WorkLog(steps=list(env.steps), notes=list(env.notes))
+    label = f"{job.label}/{number}"
+    network = env.network if env.warm else deps.egress.network if mode != "off" else None
+    spec = environment.sandbox_spec(settings, env.image, network, config, label, job.runtime)
+    checker = None
+    if config.validate_command:
+        checker = ValidationSandbox(
+            deps.docker, environment.sandbox_spec(settings, env.image, network, config,
+                                                  f"{label}/validate", job.runtime),
+            env, _checkout(job), config, settings.setup_timeout, job.redact,
+        )  # fmt: skip
+    try:
+        async with open_sandbox(deps.docker, spec, remove_later=True) as sandbox:
+            started_from = str(sandbox.container.attrs.get("Image", ""))
+            workspace = await asyncio.shield(job.workspace)
+            baseline = await _ready(job, env, sandbox, workspace.base, worklog, show, number)
+            agent_phase: AbstractAsyncContextManager[None] = nullcontext()
+            if mode == "off":
+                await sandbox.isolate()
+            else:
+                agent_phase = deps.egress.serve(sandbox, config.network, worklog, label)
+            async with agent_phase:
+                outcome = await _agent_phase(
+                    job, workspace.prompt, number, sandbox, worklog, show, progress
+                )
+            diff = await collect_diff(sandbox, baseline, settings.max_diff_bytes)
+        caps = change.Caps(settings.max_file_bytes, settings.max_diff_bytes)
+        staged = await change.stage(job.checkout, workspace.base, diff, caps,
+                                    job.redact.contains_secret)  # fmt: skip
+        if checker is not None and config.validate_command and staged.files and not staged.problems:
+            await show(TaskStatus.VALIDATING, f"🧪 Validating: `{config.validate_command}`.")
+            worklog.validation = await checker.check(
+                diff, config.validate_command, job.limits.command_timeout,
+                lambda box: _network(job, box, worklog, f"{label}/validate"),
+            )  # fmt: skip
+    finally:
+        if checker is not None:
+            await checker.close()
+    worklog.environment = _describe(job, env, started_from)
+    return Attempt(number, outcome, worklog, diff, staged, env.cache)
+
+
+async def _checkout(job: Job) -> Path:
+    await asyncio.shield(job.workspace)
+    return job.checkout
+
+
+async def _ready(
+    job: Job,
+    env: Environment,
+    sandbox: DockerSandbox,
+    base: str,
+    worklog: WorkLog,
+    show: Show,
+    number: int,
+) -> str:
+    """The checkout in the agent's container; returns the tree its change is measured from."""
+    if env.built:
+        assert env.baseline is not None
+        return env.baseline
+    await sandbox.put_tree(job.checkout)
+    if not env.warm:
+        return base
+    if number == 1:
+        await show(TaskStatus.SETTING_UP, "⚙️ Setting up: cached environment, running maintenance.")
+    step, baseline = await environment.maintain(
+        sandbox, job.config, job.deps.settings.setup_timeout, job.redact
     )
-    async with open_sandbox(deps.docker, spec, remove_later=True) as sandbox:
-        started_from = str(sandbox.container.attrs.get("Image", ""))[:19]  # sha256: + 12 hex
-        workspace = await asyncio.shield(job.workspace)
-        await sandbox.put_tree(job.checkout)
-        if cache_key:
-            what = "cached environment, running maintenance" if warm else "running setup"
-            await show(TaskStatus.SETTING_UP, f"⚙️ Setting up: {what}.")
-            await environment.prepare(
-                sandbox,
-                config,
-                job.secrets,
-                warm=warm is not None,
-                timeout=settings.setup_timeout,
-                worklog=worklog,
-                redact=job.redact,
-            )
-            if not warm and number == 1:
-                cached = await deps.cache.store(sandbox, cache_key)
-        agent_phase: AbstractAsyncContextManager[None] = nullcontext()
-        if mode == "off":
-            await sandbox.isolate()
-        else:
-            agent_phase = deps.egress.serve(sandbox, config.network, worklog, spec.label)
-        async with agent_phase:
-            outcome = await _agent_phase(
-                job, workspace.prompt, number, sandbox, worklog, show, progress
-            )
-        diff = await collect_diff(sandbox, workspace.base, settings.max_diff_bytes)
-    if warm:
-        worklog.environment = f"`{image}`, cached environment reused (`{warm}`)"
-    elif cached:
-        worklog.environment = f"`{image}`, setup ran and was cached (`{cache_key}`)"
-    elif cache_key:
-        why = "the environment cache is off" if deps.cache.ttl <= 0 else "attempt 1 caches it"
-        worklog.environment = f"`{image}`, setup ran ({why})"
-    else:
-        worklog.environment = f"`{image}`, no setup script"
-    worklog.environment += f"; started from image `{started_from}`" if started_from else ""
-    worklog.environment += f", runtime `{runtime}`" if runtime else ""
-    check = gitops.check_diff(diff, settings.max_diff_bytes)
-    cache: Cache = None
-    if cache_key:
-        cache = "hit" if warm else "stored" if cached else "miss"
-    return Attempt(number, outcome, worklog, diff, check, cache)
+    if step is not None:
+        worklog.steps.append(step)
+    return baseline
+
+
+@asynccontextmanager
+async def _network(
+    job: Job, sandbox: DockerSandbox, worklog: WorkLog, label: str
+) -> AsyncIterator[None]:
+    """The agent phase's network, for the validation's container."""
+    if job.config.network.agent == "off":
+        await sandbox.isolate()
+        yield
+        return
+    async with job.deps.egress.serve(sandbox, job.config.network, worklog, label):
+        yield
+
+
+def _describe(job: Job, env: Environment, started_from: str) -> str:
+    """The environment line of the PR body: names people know, fingerprints for the rest."""
+    shown = job.deps.cache.fingerprint
+    text = {
+        "hit": f"`{job.image}`, cached environment reused (`{shown(env.image)}`)",
+        "stored": f"`{job.image}`, setup ran and was cached (`{shown(env.image)}`)",
+        "miss": f"`{job.image}`, setup ran (the environment cache is off)",
+        None: f"`{job.image}`, no setup script",
+    }[env.cache]
+    text += f"; started from image `{shown(started_from)}`" if started_from else ""
+    return text + (f", runtime `{job.runtime}`" if job.runtime else "")
 
 
 async def _agent_phase(
@@ -207,8 +241,7 @@ async def _agent_phase(
     show: Show,
     progress: Progress,
 ) -> Outcome:
-    """The agent on the task's prompt `text`, then the repository's own check, in the agent
-    phase's network."""
+    """The agent on the task's prompt `text`, in the agent phase's network."""
     config = job.config
     await show(TaskStatus.WORKING, "🛠️ Working: the agent has started.")
     agent = Agent(sandbox, worklog, job.limits, f"{job.label}/{number}", progress)
@@ -223,21 +256,11 @@ async def _agent_phase(
         model=config.model.name,
         effort=config.model.reasoning_effort,
     )
-    outcome = await agent.run(conversation)
-    if config.validate_command:
-        await show(TaskStatus.VALIDATING, f"🧪 Validating: `{config.validate_command}`.")
-        worklog.validation = await validate(sandbox, config.validate_command, job.limits)
-    return outcome
+    return await agent.run(conversation)
 
 
-async def validate(sandbox: DockerSandbox, command: str, limits: Limits) -> Step:
-    """The repository's check, run by us: its exit code is evidence, the model's word is not."""
-    result = await sandbox.run(command, timeout=limits.command_timeout)
-    return Step(-1, command, result.exit_code, result.duration, result.output, result.timed_out)
-
-
-async def collect_diff(sandbox: DockerSandbox, base: str, limit: int) -> bytes:
-    diff = await sandbox.read(DIFF_COMMAND.format(base=base), limit=limit)
+async def collect_diff(sandbox: DockerSandbox, baseline: str, limit: int) -> bytes:
+    diff = await sandbox.read(DIFF_COMMAND.format(baseline=baseline), limit=limit)
     if diff is None:
         raise AttemptFailed(
             f"the change could not be collected (over {limit} bytes, or git failed in the sandbox)"

@@ -1,4 +1,4 @@
-"""Host-side git: clone, check and apply the agent's diff, commit, push.
+"""Host-side git: clone, fetch, read committed files, push (the change itself: `change.py`).
 
 The token reaches git through environment-only config (`GIT_CONFIG_*`), so it is never written
 to `.git/config`, never on a command line, and never copied into the sandbox. Hooks are off for
@@ -11,12 +11,10 @@ import asyncio
 import base64
 import os
 import posixpath
-import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
 SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "protocol.file.allow=never")
-DIFF_HEADER = re.compile(r"^diff --git a/(.+?) b/(.+)$")
 
 
 class GitError(Exception):
@@ -35,22 +33,41 @@ def auth_env(token: str) -> dict[str, str]:
 
 
 async def git(
-    *args: str, cwd: Path | None = None, token: str | None = None, stdin: bytes | None = None
+    *args: str,
+    cwd: Path | None = None,
+    token: str | None = None,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> str:
-    env = {
+    """`git ARGS` with hooks off, no user or system config, and `env` added; its stdout."""
+    return (await git_bytes(*args, cwd=cwd, token=token, stdin=stdin, env=env)).decode(
+        errors="replace"
+    )
+
+
+async def git_bytes(
+    *args: str,
+    cwd: Path | None = None,
+    token: str | None = None,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+) -> bytes:
+    full = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": "/nonexistent",
         "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
         "LC_ALL": "C",
+        **(env or {}),
     }
     if token:
-        env |= auth_env(token)
+        full |= auth_env(token)
     process = await asyncio.create_subprocess_exec(
         "git",
         *SAFE,
         *args,
         cwd=cwd,
-        env=env,
+        env=full,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -61,7 +78,7 @@ async def git(
         if token:
             message = message.replace(token, "[REDACTED]")
         raise GitError(f"git {args[0]} failed: {message[-2000:]}")
-    return out.decode(errors="replace")
+    return out
 
 
 async def clone(url: str, token: str, dest: Path, ref: str) -> str:
@@ -90,60 +107,6 @@ async def files_named(repo: Path, rev: str, name: str) -> dict[str, str]:
     for path in sorted(p for p in listing.split("\0") if posixpath.basename(p) == name):
         found[path] = await git("cat-file", "blob", f"{rev}:{path}", cwd=repo)
     return found
-
-
-async def reset(repo: Path, rev: str) -> None:
-    """Point the checkout at `rev` with a clean index and work tree (the next attempt's base)."""
-    await git("checkout", "--quiet", "--force", "--detach", rev, cwd=repo)
-    await git("clean", "--quiet", "-fdx", cwd=repo)
-
-
-@dataclass(frozen=True)
-class DiffCheck:
-    files: list[str]
-    problems: list[str]
-
-
-def check_diff(diff: bytes, max_bytes: int) -> DiffCheck:
-    """What the diff touches and what is wrong with it; pure, so it runs before any apply."""
-    if len(diff) > max_bytes:
-        return DiffCheck([], [f"the change is {len(diff)} bytes, over the {max_bytes} byte cap"])
-    files: list[str] = []
-    problems: list[str] = []
-    current = ""
-    for line in diff.decode(errors="replace").splitlines():
-        if header := DIFF_HEADER.match(line):
-            current = header.group(2)
-            for path in {header.group(1), current}:
-                problems += _path_problems(path)
-            files.append(current)
-        elif line.startswith(("new file mode 160000", "index ")) and " 160000" in line:
-            problems.append(f"{current}: submodule changes are not allowed")
-        elif line.startswith(("new file mode 120000", "new mode 120000")):
-            problems.append(f"{current}: the change creates a symbolic link, which is not allowed")
-    return DiffCheck(sorted(set(files)), sorted(set(problems)))
-
-
-def _path_problems(path: str) -> list[str]:
-    normal = posixpath.normpath(path)
-    if path.startswith("/") or normal.startswith("..") or "\\" in path:
-        return [f"{path}: path leaves the repository"]
-    if normal == ".git" or normal.startswith(".git/"):
-        return [f"{path}: changes inside .git are not allowed"]
-    if normal.startswith(".github/workflows/"):
-        return [f"{path}: workflow files cannot be changed by the app (no `workflows` permission)"]
-    return []
-
-
-async def commit(repo: Path, diff: bytes, message: str, author: str, email: str) -> str:
-    """Apply `diff` to the index and commit it; returns the new commit sha."""
-    await git("apply", "--index", "--binary", "--whitespace=nowarn", "-", cwd=repo, stdin=diff)
-    await git(
-        "-c", f"user.name={author}", "-c", f"user.email={email}",
-        "commit", "--quiet", "--no-verify", "--no-gpg-sign", "-m", message,
-        cwd=repo,
-    )  # fmt: skip
-    return (await git("rev-parse", "HEAD", cwd=repo)).strip()
 
 
 async def push(

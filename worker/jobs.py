@@ -22,12 +22,23 @@ from arq.connections import ArqRedis
 from app import access, queue, status, tasklog
 from app import github as gh
 from app.tasks import Task, TaskStatus
-from worker import attempt, context, environment, gitops, prompt, publish, ranking, repoconfig
+from worker import (
+    attempt,
+    change,
+    context,
+    environment,
+    gitops,
+    prompt,
+    publish,
+    ranking,
+    repoconfig,
+)  # fmt: skip
 from worker.agent import Limits, Progress, limits_for
 from worker.attempt import Attempt
 from worker.deps import Deps
 from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
+from worker.sandbox import images
 from worker.sandbox.containers import removals_settled
 from worker.worklog import WorkLog, render_full
 
@@ -66,6 +77,8 @@ class TaskRun:
         self.log_url: str | None = None
         self.showing: asyncio.Task[None] | None = None
         """The last passing phase handed to `_show_soon`."""
+        self.temporary: list[str] = []
+        """Environments committed for this task only, removed when it ends."""
 
     async def run(self) -> str:
         task = self.task
@@ -93,16 +106,25 @@ class TaskRun:
             await self._finish(github, TaskStatus.FAILED, text)
             return f"failed: {message}"
         finally:
+            await self._discard_environments()
             try:
                 await gh.revoke_token(github)
             except Exception:
                 log.warning("task %s: could not revoke the installation token", task.job_id)
+
+    async def _discard_environments(self) -> None:
+        if self.temporary:
+            await removals_settled()  # no container of this task still uses them
+            for image in self.temporary:
+                await self.deps.cache.discard(image)
 
     def _explain(self, error: BaseException) -> str:
         while isinstance(error, BaseExceptionGroup):
             error = error.exceptions[0]  # the first attempt that failed speaks for the rest
         if isinstance(error, repoconfig.ConfigError):
             return error.explain()
+        if isinstance(error, images.ImageRefused):
+            return f"{error}."
         if isinstance(error, TimeoutError):
             return (
                 f"it took longer than the {self.settings.task_timeout} s task limit. "
@@ -133,15 +155,23 @@ class TaskRun:
                 "`/codex continue` resumes a pull request this app opened (a `codex/` branch); "
                 "use `/codex fix` on other pull requests."
             )
+        image = plan.config.image or self.settings.sandbox_image
+        if refused := images.refusal(image, self.settings.sandbox_image,
+                                     self.settings.sandbox_images, task.repo):  # fmt: skip
+            raise images.ImageRefused(f"{gh.CONFIG_PATH} `image`: {refused}")
         with tempfile.TemporaryDirectory(prefix="codex-") as workdir:
             checkout = Path(workdir) / "repo"
             limits = limits_for(self.settings, plan.config.limits)
             # The clone runs while the attempts start their containers.
             workspace = asyncio.create_task(self._workspace(github, token, plan, checkout, limits))
+            setup = asyncio.create_task(self._environment(github, plan, image, checkout, workspace))
             try:
-                attempts = await self._attempts(github, plan, checkout, workspace, limits)
+                attempts = await self._attempts(github, plan, checkout, workspace, setup, limits)
             finally:
                 await settled(workspace)
+                await settled(setup)
+                if not setup.cancelled() and setup.exception() is None and setup.result().temporary:
+                    self.temporary.append(setup.result().image)
             base = workspace.result().base
             full = self.redact(render_full([one.worklog for one in attempts]))
             self.log_url = await tasklog.store(self.redis, self.settings, task.job_id, full)
@@ -183,6 +213,7 @@ class TaskRun:
         plan: context.Plan,
         checkout: Path,
         workspace: asyncio.Task[attempt.Workspace],
+        setup: asyncio.Task[environment.Environment],
         limits: Limits,
     ) -> list[Attempt]:
         config, task = plan.config, self.task
@@ -194,8 +225,10 @@ class TaskRun:
             config=config,
             checkout=checkout,
             workspace=workspace,
+            environment=setup,
+            image=plan.config.image or self.settings.sandbox_image,
+            runtime=self._runtime(plan),
             instructions=prompt.INSTRUCTIONS,
-            secrets=environment.secrets(self.settings, task.repo, config, self.redact),
             limits=limits,
             redact=self.redact,
             attempts=count,
@@ -229,9 +262,44 @@ class TaskRun:
             ]
         return [done.result() for done in running]
 
+    def _runtime(self, plan: context.Plan) -> str | None:
+        return plan.config.runtime or self.settings.sandbox_runtime
+
+    async def _environment(
+        self,
+        github: publish.Client,
+        plan: context.Plan,
+        image: str,
+        checkout: Path,
+        workspace: asyncio.Task[attempt.Workspace],
+    ) -> environment.Environment:
+        """The setup phase, once for all attempts (`worker/environment.py`)."""
+        config, task = plan.config, self.task
+        secrets = environment.secrets(self.settings, task.repo, config, self.redact)
+        image_id = await images.require_local(self.deps.docker, image)
+        if config.setup.strip():
+            await asyncio.shield(workspace)  # the cache key reads the checkout's lockfiles
+        job = environment.SetupJob(
+            settings=self.settings,
+            cache=self.deps.cache,
+            repo=task.repo,
+            label=task.job_id,
+            config=config,
+            image=image,
+            image_id=image_id,
+            runtime=self._runtime(plan),
+            secrets=secrets,
+            redact=self.redact,
+        )
+
+        async def show(phase: TaskStatus, text: str) -> None:
+            self._show_soon(github, phase, text)
+
+        return await environment.prepare(job, checkout, show)
+
     async def _nothing_to_publish(self, github: publish.Client, best: Attempt) -> str:
-        if best.diff and best.check.problems:
-            raise TaskFailed("the change was not published: " + "; ".join(best.check.problems))
+        if best.change.problems:
+            raise TaskFailed("the change was not published: " + "; ".join(best.change.problems))
         reason = best.outcome.stop_reason
         if reason and best.outcome.model_failed:
             text = (
@@ -266,14 +334,13 @@ class TaskRun:
         winner = ranking.order(candidates)[0].number
         commits: dict[int, str] = {}
         for one in attempts:
-            if not one.publishable:
+            if not one.publishable or one.change.tree is None:
                 continue
             of = f" (attempt {one.number} of {len(attempts)})" if len(attempts) > 1 else ""
-            if commits:  # the checkout is still at `base` for the first one
-                await gitops.reset(checkout, base)
-            commits[one.number] = await gitops.commit(
+            commits[one.number] = await change.commit(
                 checkout,
-                one.diff,
+                base,
+                one.change.tree,
                 f"{publish.bare_title(plan.title)}{of}\n\n"
                 f"For #{task.number}, started by @{task.sender}.",
                 author=f"{bot}[bot]",
@@ -378,7 +445,7 @@ class TaskRun:
             summary=one.outcome.summary or "The agent stopped before writing a summary.",
             validation=one.outcome.validation,
             log=one.worklog,
-            changed_files=one.check.files,
+            changed_files=one.change.files,
             duration=time.monotonic() - self.started,
             stop_reason=one.outcome.stop_reason,
             attempts=ranking.table(candidates, one.number, branches) if branches else "",

@@ -30,7 +30,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     client = openai_client(settings)
     ctx["openai"] = client
     engine = docker.from_env()
-    cache = EnvironmentCache(engine, settings.env_cache_ttl)
+    cache = EnvironmentCache(engine, settings.env_cache_ttl, settings.cache_secret())
     ctx["deps"] = Deps(
         settings=settings,
         app_github=gh.app_client(settings),

@@ -13,10 +13,11 @@ import logging
 import secrets
 import shlex
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import docker
 from docker.models.containers import Container
@@ -77,6 +78,8 @@ class SandboxSpec:
     """Environment of every command (not secret: visible in the container's config)."""
     label: str = ""
     """Written to the container's `codex.task` label, so leftovers can be found and removed."""
+    tmpfs: Mapping[str, str] = field(default_factory=dict)
+    """Memory-backed mounts (path -> options): what is written there is in no snapshot."""
 
 
 class DockerSandbox:
@@ -262,12 +265,12 @@ class DockerSandbox:
 
 
 def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
+    """Create and start the container. `create`, unlike `run`, never pulls a missing image."""
     memory = spec.memory
-    return client.containers.run(
+    container = client.containers.create(
         spec.image,
         command=["sleep", "infinity"],
         name=f"codex-{secrets.token_hex(6)}",
-        detach=True,
         init=True,
         user=f"{SANDBOX_UID}:{SANDBOX_UID}",
         working_dir=WORKDIR,
@@ -277,6 +280,7 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
             "CI": "true",
             "LANG": "C.UTF-8",
             "PYTHONDONTWRITEBYTECODE": "1",
+            "NO_COLOR": "1",
         },
         network=spec.network,  # docker-py refuses both at once, by truthiness
         network_mode=None if spec.network else "none",
@@ -288,7 +292,15 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
         nano_cpus=int(spec.cpus * 1e9),
         runtime=spec.runtime,
         labels={"codex.task": spec.label},
+        tmpfs=dict(spec.tmpfs) or None,
     )
+    try:
+        container.start()
+    except BaseException:
+        with suppress(docker.errors.APIError):
+            container.remove(force=True)
+        raise
+    return container
 
 
 _removing: set[asyncio.Task[None]] = set()
@@ -300,6 +312,25 @@ async def removals_settled() -> None:
         await asyncio.gather(*list(_removing), return_exceptions=True)
 
 
+async def start_sandbox(client: docker.DockerClient, spec: SandboxSpec) -> DockerSandbox:
+    """A fresh container; the caller removes it (`kill`). `open_sandbox` is the usual way."""
+    try:
+        container = await asyncio.to_thread(_start, client, spec)
+    except docker.errors.ImageNotFound:
+        raise SandboxError(
+            f"the sandbox image `{spec.image}` is not on this worker's Docker engine (tasks never "
+            "pull images); the operator can build it with deploy/sandbox/build-local.sh"
+        ) from None
+    except docker.errors.APIError as error:
+        hint = ""
+        if spec.runtime and "runtime" in str(error.explanation):
+            hint = f" (is the {spec.runtime!r} runtime registered? deploy/docker/ensure-dockerd.sh)"
+        raise SandboxError(f"the sandbox would not start: {error.explanation}{hint}") from error
+    sandbox = DockerSandbox(client, container, spec)
+    log.info("task %s: sandbox %s started", spec.label, sandbox.name)
+    return sandbox
+
+
 @asynccontextmanager
 async def open_sandbox(
     client: docker.DockerClient, spec: SandboxSpec, *, remove_later: bool = False
@@ -309,20 +340,7 @@ async def open_sandbox(
     With `remove_later`, a block that ends normally leaves the removal running in the
     background (the caller goes on to publish meanwhile) until `removals_settled()`; a block
     that fails or is cancelled removes the container before it goes on."""
-    try:
-        container = await asyncio.to_thread(_start, client, spec)
-    except docker.errors.ImageNotFound:
-        raise SandboxError(
-            f"sandbox image {spec.image!r} is not on this Docker engine; "
-            "build it with deploy/sandbox/build-local.sh"
-        ) from None
-    except docker.errors.APIError as error:
-        hint = ""
-        if spec.runtime and "runtime" in str(error.explanation):
-            hint = f" (is the {spec.runtime!r} runtime registered? deploy/docker/ensure-dockerd.sh)"
-        raise SandboxError(f"the sandbox would not start: {error.explanation}{hint}") from error
-    sandbox = DockerSandbox(client, container, spec)
-    log.info("task %s: sandbox %s started from %s", spec.label, sandbox.name, spec.image)
+    sandbox = await start_sandbox(client, spec)
 
     async def remove() -> None:
         await sandbox.kill()
@@ -334,11 +352,16 @@ async def open_sandbox(
         await asyncio.shield(remove())
         raise
     if remove_later:
-        removal = asyncio.create_task(remove())
-        _removing.add(removal)
-        removal.add_done_callback(_removing.discard)
+        remove_in_background(remove())
     else:
         await remove()
+
+
+def remove_in_background(removal: Coroutine[Any, Any, None]) -> None:
+    """Run `removal` without waiting for it; `removals_settled()` waits for them all."""
+    task = asyncio.create_task(removal)
+    _removing.add(task)
+    task.add_done_callback(_removing.discard)
 
 
 async def network_exists(client: docker.DockerClient, name: str) -> bool:
