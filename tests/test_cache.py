@@ -38,8 +38,8 @@ def test_garbage_collection_removes_only_expired_snapshots(engine: docker.Docker
         assert SANDBOX_IMAGE in engine.images.get(SANDBOX_IMAGE).tags, "other tags are kept"
         assert asyncio.run(cache.lookup("fresh-by-test", "octo/app")) == fresh
         assert asyncio.run(cache.lookup("fresh-by-test", "other/app")) is None, "not theirs"
-        assert asyncio.run(EnvironmentCache(engine, 0, b"test").lookup("fresh-by-test",
-                                                                       "octo/app")) is None  # fmt: skip
+        cache_off = EnvironmentCache(engine, 0, b"test")
+        assert asyncio.run(cache_off.lookup("fresh-by-test", "octo/app")) is None
         other_secret = EnvironmentCache(engine, ttl=3600, secret=b"another server")
         assert other_secret.tag_for("fresh-by-test") != fresh, "names depend on the secret"
     finally:
