@@ -220,6 +220,7 @@ def service_env(
         "ENV_CACHE_TTL": "300",  # snapshots from earlier test runs are collected
         "REPO_SECRETS": json.dumps({"octo-env": {"NPM_TOKEN": NPM_TOKEN}}),
         "REPO_DEFAULTS": json.dumps({"octo-env": {"env": {"FROM_SERVER": "yes"}}}),
+        "SANDBOX_IMAGES": json.dumps({"octo-images": ["codex-sandbox:*", "127.0.0.1:*"]}),
     }
     if internet is not None:  # the egress proxy reaches the fake internet by these names
         env["EGRESS_HOSTS"] = json.dumps(internet.hosts)

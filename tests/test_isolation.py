@@ -1,0 +1,170 @@
+"""A repository's environment, secrets and evidence stay its own: each attack of issue 9 made
+through the real app, worker and containers, asserting what a person (or the attacker) sees."""
+
+from __future__ import annotations
+
+import base64
+import socket
+import threading
+
+import docker
+
+from tests.conftest import NPM_TOKEN, System, wait_for
+from tests.fakes.openai import finish, shell
+from tests.test_environments import env_repo, tool_outputs
+from tests.test_triggers import label, status_comment
+from worker.sandbox.cache import OWNER, REPOSITORY
+
+FIND_TOKEN = (
+    "python3 -c 'import sys; print(*(a[::-1] for a in sys.argv[1:]), sep=chr(10))' "
+    f"{NPM_TOKEN[::-1]} {base64.b64encode(NPM_TOKEN.encode()).decode()[::-1]} > /dev/shm/p; "
+    "grep -rlaF -f /dev/shm/p /tmp /home /workspace /run /var/tmp 2>/dev/null | wc -l; "
+    "cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline 2>/dev/null | grep -caF -f /dev/shm/p"
+)
+"""How many files hold the token (or its base64), and how many processes do; the patterns
+are spelled backwards so that this command's own arguments do not count."""
+
+
+def repo_of(system: System, owner: str, config: str, name: str) -> str:
+    repo = f"{owner}/{name}"
+    system.github.create_repo(repo, {"README.md": "# r\n", ".github/codex.yml": config})
+    system.github.set_permission(repo, "alice", "write")
+    return repo
+
+
+def snapshots_of(repo: str) -> list[str]:
+    engine = docker.from_env()
+    try:
+        return [
+            tag
+            for image in engine.images.list(name=REPOSITORY)
+            if (image.labels or {}).get(OWNER) == repo
+            for tag in image.tags
+        ]
+    finally:
+        engine.close()
+
+
+def test_another_repository_cannot_start_from_this_ones_snapshot(system: System) -> None:
+    victim = env_repo(system, "setup: echo private > ~/victim.txt\n")
+    number = system.github.create_issue(victim, "Victim task", "x", user="alice")
+    system.openai.script("Victim task", [[shell("echo v > v.txt")], [finish("V.")]])
+    assert label(system, victim, number) == 202
+    pull = wait_for(lambda: system.github.pulls(victim), 90, f"a PR\n{system.logs()}")[0]
+    tag = wait_for(lambda: snapshots_of(victim), 30, "the victim's snapshot")[0]
+    image_id = docker.from_env().images.get(tag).id
+    assert tag not in pull["body"] and image_id[7:19] not in pull["body"]
+
+    for n, image in enumerate([tag, image_id, image_id[7:19], f"{REPOSITORY}@{image_id}"]):
+        title = f"Attacker task {n}"
+        attacker = repo_of(system, "octo-evil", f"image: '{image}'\n", f"thief-{n}-{victim[-6:]}")
+        issue = system.github.create_issue(attacker, title, "x", user="alice")
+        system.openai.script(title, [[shell("cat ~/victim.txt")], [finish("Stolen.")]])
+        assert label(system, attacker, issue) == 202
+        failed = status_comment(system, attacker, issue, "The task failed")
+        assert "`image`" in failed["body"], failed["body"]
+        assert list(system.openai.conversation(title)) == [], "no agent ever started"
+        assert not system.github.pulls(attacker)
+
+
+def test_an_image_reference_never_makes_the_engine_connect_anywhere(system: System) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(5)
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    knocks: list[str] = []
+
+    def accept() -> None:
+        while listener.fileno() != -1:
+            try:
+                knocks.append(str(listener.accept()[1]))
+            except OSError:
+                continue
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        for owner in ("octo-images", "octo-org"):  # allowed by pattern there, not here
+            repo = repo_of(system, owner, f"image: 127.0.0.1:{port}/x:1\n", f"registry-{port}")
+            issue = system.github.create_issue(repo, f"Pull from {port}", "x", user="alice")
+            assert label(system, repo, issue) == 202
+            failed = status_comment(system, repo, issue, "The task failed")["body"]
+            assert f"127.0.0.1:{port}/x:1" in failed
+            if owner == "octo-images":
+                assert "is not on this worker's Docker engine, and tasks never pull" in failed
+            else:
+                assert "is not an image this server allows" in failed
+            assert "Get " not in failed and "http" not in failed.lower(), "no daemon text"
+        assert knocks == [], "the Docker daemon connected to the address an image named"
+    finally:
+        listener.close()
+
+
+SETUP_LEAKS = """\
+echo "//registry.example/:_authToken=$NPM_TOKEN" > ~/.npmrc
+printf %s "$NPM_TOKEN" | base64 > /tmp/cached-credential
+"""
+
+
+def test_a_secret_that_setup_writes_to_a_file_fails_the_task_and_is_kept_nowhere(
+    system: System,
+) -> None:
+    config = "secrets: [NPM_TOKEN]\nsetup: |\n" + "".join(
+        f"  {ln}\n" for ln in SETUP_LEAKS.split("\n") if ln
+    )
+    repo = env_repo(system, config)
+    number = system.github.create_issue(repo, "Leaky setup", "x", user="alice")
+    system.openai.script("Leaky setup", [[shell(FIND_TOKEN)], [finish("Read it.")]])
+    assert label(system, repo, number) == 202
+    failed = status_comment(system, repo, number, "The task failed")["body"]
+    assert "left a secret in" in failed and "/home/codex/.npmrc" in failed, failed
+    assert "/tmp/cached-credential" in failed, "its base64 form is found too"
+    assert "CODEX_SECRETS_DIR" in failed, "the safe pattern is named"
+    assert NPM_TOKEN not in failed
+    assert list(system.openai.conversation("Leaky setup")) == [], "no agent started"
+    assert snapshots_of(repo) == [], "nothing was cached"
+
+
+SETUP_SAFE = """\
+echo "//registry.example/:_authToken=$NPM_TOKEN" > $CODEX_SECRETS_DIR/npmrc
+test -s $CODEX_SECRETS_DIR/npmrc
+sed -i "s/PLACEHOLDER/filled-by-setup/" settings.ini
+mkdir -p .venv/lib && echo base > .venv/lib/base.py
+X="$NPM_TOKEN" nohup sleep 300 >/dev/null 2>&1 &
+nohup sh -c 'sleep 300' "$NPM_TOKEN" >/dev/null 2>&1 &
+"""
+
+
+def test_secrets_kept_in_memory_reach_setup_only_and_setup_changes_are_not_the_agents(
+    system: System,
+) -> None:
+    config = "secrets: [NPM_TOKEN]\nsetup: |\n" + "".join(
+        f"  {ln}\n" for ln in SETUP_SAFE.split("\n") if ln
+    )
+    repo = env_repo(system, config)
+    system.github.commit(repo, "main", {"settings.ini": "token = PLACEHOLDER\n"})
+    number = system.github.create_issue(repo, "Safe setup", "x", user="alice")
+    system.openai.script(
+        "Safe setup",
+        [
+            [shell(FIND_TOKEN)],
+            [shell("pgrep -c -f 'sleep [3]00' || true; cat settings.ini")],
+            [shell("mkdir -p .venv/lib/site-packages && echo pkg > .venv/lib/site-packages/p.py"
+                   " && echo fixed > fix.txt")],
+            [finish("Fixed.")],
+        ],
+    )  # fmt: skip
+    assert label(system, repo, number) == 202
+    pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
+    outputs = tool_outputs(system, "Safe setup")
+    assert outputs[0] == "exit code: 1\n0\n0\n", "no file and no process holds the token"
+    assert outputs[1] == "exit code: 0\n0\ntoken = filled-by-setup\n", "no setup process is left"
+    changed = system.github.git(repo, "diff", "--name-only", "main", pull["head"]).split()
+    assert changed == ["fix.txt"], "setup's files and edits are not the agent's"
+    pushed = system.github.git(repo, "show", f"{pull['head']}:settings.ini")
+    assert pushed == "token = PLACEHOLDER\n", "setup's edit of a tracked file is not pushed"
+    assert NPM_TOKEN not in pull["body"]
+    engine = docker.from_env()
+    for tag in snapshots_of(repo):
+        found = engine.containers.run(tag, ["sh", "-c", f"{FIND_TOKEN}; true"], remove=True)
+        assert found.decode() == "0\n0\n", "the snapshot holds no token"
