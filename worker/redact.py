@@ -1,9 +1,22 @@
-"""Redaction: no token, key or live secret value leaves the worker in text people can read."""
+"""Redaction: no token, key or live secret value leaves the worker in text people can read.
+
+A live secret is masked in every form a command can turn it into without trying hard: raw,
+base64 (also inside a longer base64 stream, such as a `user:token` basic-auth header), hex,
+URL- and JSON-escaped, reversed. The same forms are what `contains_secret` looks for in bytes
+(a diff, a file of the environment snapshot), so a hit refuses the push or the snapshot.
+
+Why `str.replace` per form and not one regex: Python's `re` tries every alternative at every
+position, and on a few MB an alternation of a hundred literals takes seconds; the C substring
+search behind `replace` and `in` does the same work in a fraction of that (see the tests).
+"""
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from collections.abc import Iterable
+from urllib.parse import quote, quote_plus
 
 PATTERNS = re.compile(
     r"gh[oprsu]_[A-Za-z0-9._]{36,}"
@@ -17,21 +30,70 @@ PATTERNS = re.compile(
 MASK = "[REDACTED]"
 SHORTEST = 4
 """Shorter secret values are not masked: masking them would garble ordinary text."""
+SHORTEST_FORM = 8
+"""Encoded forms shorter than this are not masked either: a few base64 or hex characters
+occur in ordinary text by chance, and so little of an encoding does not give the value away."""
+
+
+def _base64_runs(raw: bytes) -> set[str]:
+    """The base64 characters that depend on `raw` alone, at each of the 3 byte alignments it
+    can have inside a longer stream: a character that also encodes a neighbouring byte (or
+    padding) differs with the neighbour, so it is left out."""
+    runs: set[str] = set()
+    for offset in range(3):
+        encoded = base64.b64encode(bytes(offset) + raw).decode()
+        first = -(-8 * offset // 6)  # the first character wholly inside `raw`'s bits
+        last = 8 * (offset + len(raw)) // 6
+        runs.add(encoded[first:last])
+    runs.add(base64.b64encode(raw).decode())  # the whole value on its own, padding included
+    return runs
+
+
+def encoded_forms(secret: str) -> set[str]:
+    """The forms `secret` can take in text or a file once a command has encoded it."""
+    raw = secret.encode()
+    runs = _base64_runs(raw)
+    forms = {
+        *runs,
+        *(run.replace("+", "-").replace("/", "_") for run in runs),
+        raw.hex(),
+        raw.hex().upper(),
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        secret[::-1],
+    }
+    forms = {form for form in forms if len(form) >= SHORTEST_FORM}
+    return forms | {secret} if len(secret) >= SHORTEST else forms
 
 
 class Redactor:
-    """Masks the exact values of live secrets, then anything shaped like a credential."""
+    """Masks every form of the live secrets, then anything shaped like a credential."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self.secrets: list[str] = []
+        self.forms: list[str] = []
+        """Every form of every secret, longest first, so no shorter one masks part of it."""
+        self._bytes: list[bytes] = []
         for secret in secrets:
             self.add(secret)
 
     def add(self, secret: str) -> None:
-        if len(secret) >= SHORTEST:
-            self.secrets = sorted({*self.secrets, secret}, key=len, reverse=True)
+        if len(secret) < SHORTEST or secret in self.secrets:
+            return
+        self.secrets = sorted({*self.secrets, secret}, key=len, reverse=True)
+        self.forms = sorted({*self.forms, *encoded_forms(secret)}, key=len, reverse=True)
+        self._bytes = [form.encode() for form in self.forms]
 
     def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
+        for form in self.forms:
+            text = text.replace(form, MASK)
         return PATTERNS.sub(MASK, text)
+
+    def contains_secret(self, data: bytes) -> bool:
+        """Whether any form of any live secret occurs in `data` (a diff, a file's content):
+        such data must not be pushed or kept. Credential-shaped text that is no live secret
+        (a test fixture's fake key) does not count."""
+        return any(form in data for form in self._bytes)
