@@ -24,6 +24,10 @@ from app.github import CONFIG_PATH
 from app.settings import merge
 from worker.sandbox.egress_policy import ALL_METHODS, normalize_host
 
+MAX_BYTES = 64 * 1024
+"""Longer files are refused before they are parsed."""
+ECHO_LIMIT = 200
+"""Characters of a value from the file that an error message repeats."""
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EXAMPLE = """\
 image: my-registry/python-node:3.12
@@ -191,18 +195,40 @@ def _line_of(text: str, path: tuple[str | int, ...]) -> int | None:
     return line
 
 
+def _bounded(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` cut to `limit` characters: the file's own values are echoed in error messages,
+    and a value can be as long as the file."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _load(text: str) -> Any:
+    """The YAML document in `text`, refused before it is built when it is too large or uses
+    anchors and aliases (a few hundred bytes of nested aliases expand to gigabytes)."""
+    size = len(text.encode())
+    if size > MAX_BYTES:
+        raise ConfigError("", f"the file is {size:,} bytes; at most {MAX_BYTES:,} are read", None)
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+                reason = "YAML anchors and aliases (`&a`/`*a`) are not allowed"
+                mark = event.start_mark
+                raise ConfigError("", reason, mark.line + 1 if mark else None)
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = _bounded(str(getattr(error, "problem", None) or error))
+        line = mark.line + 1 if mark else None
+        raise ConfigError("", f"not valid YAML ({problem})", line) from None
+    except ValueError:  # the one yaml lets through: an integer too long to convert
+        reason = "a number in the file has more digits than can be read"
+        raise ConfigError("", reason, None) from None
+
+
 def parse(text: str | None, defaults: dict[str, Any] | None = None) -> RepoConfig:
     """The effective config: server `defaults` overridden by the file's `text` (None: no file)."""
     data: Any = {}
     if text is not None:
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as error:
-            mark = getattr(error, "problem_mark", None)
-            line = mark.line + 1 if mark else None
-            raise ConfigError(
-                "", f"not valid YAML ({getattr(error, 'problem', error)})", line
-            ) from None
+        data = _load(text)
         if not isinstance(data, dict):
             raise ConfigError("", "the file must be a mapping of settings", 1)
     try:
@@ -210,10 +236,10 @@ def parse(text: str | None, defaults: dict[str, Any] | None = None) -> RepoConfi
     except ValidationError as error:
         first = error.errors()[0]
         path = tuple(first["loc"])
-        key = ".".join(str(p) for p in path)
-        reason = first["msg"].removeprefix("Value error, ")
+        key = _bounded(".".join(str(p) for p in path))
+        reason = _bounded(first["msg"].removeprefix("Value error, "), 2 * ECHO_LIMIT)
         if first["type"] == "extra_forbidden":
             reason = "is not a setting (see the example below)"
         elif "input" in first and first["type"] not in ("missing",):
-            reason = f"{reason}, got `{first['input']}`"
+            reason = f"{reason}, got `{_bounded(str(first['input']))}`"
         raise ConfigError(key, reason, _line_of(text or "", path)) from None
