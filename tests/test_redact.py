@@ -12,6 +12,7 @@ import base64
 import json
 import random
 import string
+import textwrap
 import time
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus
@@ -30,7 +31,12 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "basic auth header": lambda s: base64.b64encode(f"user:{s}".encode()).decode(),
     "base64 after 2 bytes": lambda s: base64.b64encode(f"u:{s}!".encode()).decode(),
     "base64 urlsafe after 1 byte": lambda s: base64.urlsafe_b64encode(f"x{s}".encode()).decode(),
+    "base64 wrapped (MIME)": lambda s: base64.encodebytes(f"{'x' * 50}{s}".encode()).decode(),
+    "base64 wrapped (CRLF)": lambda s: (
+        base64.encodebytes(f"{'y' * 40}{s}".encode()).decode().replace("\n", "\r\n")
+    ),
     "hex": lambda s: s.encode().hex(),
+    "hex wrapped (xxd -p)": lambda s: "\n".join(textwrap.wrap(f"{'z' * 20}{s}".encode().hex(), 60)),
     "HEX": lambda s: s.encode().hex().upper(),
     "url": lambda s: quote(s, safe=""),
     "url (path)": quote,

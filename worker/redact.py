@@ -27,6 +27,12 @@ PATTERNS = re.compile(
     r"(?:.*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,.-]*)",
     re.DOTALL,
 )
+WRAPPED = r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/=_-]{40,}+(?:\r?\n[A-Za-z0-9+/=_-]++)++"
+"""Base64 or hex wrapped into lines (`base64`, `openssl base64`, `xxd -p` wrap at 60-76
+characters), where a form can straddle a line break. Possessive, and anchored at the start of
+a run, so it costs linear time on any text."""
+WRAPPED_TEXT = re.compile(WRAPPED)
+WRAPPED_BYTES = re.compile(WRAPPED.encode())
 MASK = "[REDACTED]"
 SHORTEST = 4
 """Shorter secret values are not masked: masking them would garble ordinary text."""
@@ -90,10 +96,42 @@ class Redactor:
     def __call__(self, text: str) -> str:
         for form in self.forms:
             text = text.replace(form, MASK)
+        if self.forms:
+            text = WRAPPED_TEXT.sub(self._wrapped, text)
         return PATTERNS.sub(MASK, text)
 
+    def _wrapped(self, block: re.Match[str]) -> str:
+        """A wrapped block with the lines that a form straddles masked."""
+        text = block.group(0)
+        if not any(form in text.replace("\r", "").replace("\n", "") for form in self.forms):
+            return text
+        kept = [at for at, char in enumerate(text) if char not in "\r\n"]
+        joined = "".join(text[at] for at in kept)
+        spans: list[tuple[int, int]] = []
+        for form in self.forms:
+            start = joined.find(form)
+            while start >= 0:
+                spans.append((kept[start], kept[start + len(form) - 1] + 1))
+                start = joined.find(form, start + len(form))
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(spans):  # overlapping spans are masked as their union
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        for start, end in reversed(merged):
+            text = text[:start] + MASK + text[end:]
+        return text
+
     def contains_secret(self, data: bytes) -> bool:
-        """Whether any form of any live secret occurs in `data` (a diff, a file's content):
-        such data must not be pushed or kept. Credential-shaped text that is no live secret
-        (a test fixture's fake key) does not count."""
-        return any(form in data for form in self._bytes)
+        """Whether any form of any live secret occurs in `data` (a diff, a file's content),
+        also across the line breaks of wrapped base64 or hex: such data must not be pushed or
+        kept. Credential-shaped text that is no live secret (a test fixture's fake key) does
+        not count."""
+        if any(form in data for form in self._bytes):
+            return True
+        for block in WRAPPED_BYTES.finditer(data):
+            joined = block.group(0).replace(b"\r", b"").replace(b"\n", b"")
+            if any(form in joined for form in self._bytes):
+                return True
+        return False
