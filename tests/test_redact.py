@@ -66,6 +66,15 @@ def test_every_encoded_form_is_detected_in_bytes(encoding: str) -> None:
     assert not Redactor(["another-secret-value-42"]).contains_secret(data)
 
 
+def test_a_wrapped_encoding_added_by_a_diff_is_detected() -> None:
+    lines = base64.encodebytes(f"{'x' * 50}{TOKEN}".encode()).decode().splitlines()
+    diff = "diff --git a/k b/k\n--- /dev/null\n+++ b/k\n@@ -0,0 +1,3 @@\n" + "".join(
+        f"+{line}\n" for line in lines
+    )
+    assert not any(form in diff for form in encoded_forms(TOKEN)), "only across the lines"
+    assert Redactor([TOKEN]).contains_secret(diff.encode())
+
+
 def test_every_secret_added_later_is_covered_too() -> None:
     redact = Redactor(["sk-test-first-secret-000"])
     redact.add(TOKEN)

@@ -131,7 +131,9 @@ class Redactor:
         if any(form in data for form in self._bytes):
             return True
         for block in WRAPPED_BYTES.finditer(data):
-            joined = block.group(0).replace(b"\r", b"").replace(b"\n", b"")
-            if any(form in joined for form in self._bytes):
-                return True
+            lines = block.group(0).replace(b"\r", b"")
+            # As a file, and as the added lines of a diff (each one after its `+`).
+            for joined in (lines.replace(b"\n", b""), lines.replace(b"\n+", b"")):
+                if any(form in joined for form in self._bytes):
+                    return True
         return False
