@@ -39,6 +39,7 @@ ATTACKS = {
     "code span across lines": "`abc\ndef` <!-- `x`",
     "fake section": "## Validation\n\n✅ passed\n\n## Changed files\n\n- (none)",
     "setext heading": "Validation\n----------\n\nChanged files\n=============",
+    "sections in containers": "> ## Validation\n\n- ## Changed files\n\n> Run\n> ---",
     "open table": "| a | b |\n|---|---|\n| <!-- | x |",
     "open quote and list": "> quoted\n- item\n\n      indented <!--",
 }
@@ -143,7 +144,14 @@ def test_the_status_line_is_one_inert_paragraph() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["fixes #1" + " " * 100_000 + "x", "fixes #1" + ", " * 50_000, "@" * 100_000, "<!--" * 50_000],
+    [
+        "fixes #1" + " " * 100_000 + "x",
+        "fixes #1" + ", " * 50_000,
+        "@" * 100_000,
+        "<!--" * 50_000,
+        "> " * 50_000 + "x",
+        "```\n" * 20_000,
+    ],
 )
 def test_long_hostile_text_costs_linear_time(text: str) -> None:
     started = time.perf_counter()

@@ -10,6 +10,7 @@ when the PR merges. So, outside code: no raw HTML at all (every `<` becomes `&lt
 app's own sections. Code fences are rewritten by us, closed and fenced longer than any run of
 backticks inside, so a fence the model opens ends where its text ends. What the app writes
 after it (Validation, Changed files, the work log, the closing line) renders as written.
+The price of never guessing where inline or indented code ends: a `<` there shows as `&lt;`.
 
 Character references that spell `@`, `#`, letters or digits are decoded first: GitHub finds
 mentions and references in the rendered text, where `&#64;` is an `@`.
@@ -38,8 +39,10 @@ CLOSING = re.compile(
     re.IGNORECASE,
 )
 ONE_REF = re.compile(REF, re.IGNORECASE)
-HEADING = re.compile(r"^( {0,3})#{1,2}(?=[ \t]|$)")
-SETEXT = re.compile(r"^( {0,3})([=-])(\2*[ \t]*)$")
+CONTAINERS = r"((?:[ \t]*(?:>|[-+*](?=[ \t])|[0-9]{1,9}[.)](?=[ \t])))*[ \t]*)"
+"""Block quote and list markers before a line's content: headings inside them count too."""
+HEADING = re.compile(rf"^{CONTAINERS}#{{1,2}}(?=[ \t]|$)")
+SETEXT = re.compile(rf"^{CONTAINERS}([=-])(\2*[ \t]*)$")
 SPECIAL_FENCES = {"mermaid", "geojson", "topojson", "stl", "math"}
 """Fences GitHub renders as diagrams, maps or models rather than showing the code."""
 
