@@ -91,7 +91,11 @@ class Redactor:
             return
         self.secrets = sorted({*self.secrets, secret}, key=len, reverse=True)
         self.forms = sorted({*self.forms, *encoded_forms(secret)}, key=len, reverse=True)
-        self._bytes = [form.encode() for form in self.forms]
+        needles: list[bytes] = []  # a form that holds a shorter one needs no search of its own
+        for form in sorted(self.forms, key=len):
+            if not any(needle in form.encode() for needle in needles):
+                needles.append(form.encode())
+        self._bytes = needles
 
     def __call__(self, text: str) -> str:
         for form in self.forms:
@@ -130,10 +134,12 @@ class Redactor:
         not count."""
         if any(form in data for form in self._bytes):
             return True
-        for block in WRAPPED_BYTES.finditer(data):
-            lines = block.group(0).replace(b"\r", b"")
-            # As a file, and as the added lines of a diff (each one after its `+`).
-            for joined in (lines.replace(b"\n", b""), lines.replace(b"\n+", b"")):
-                if any(form in joined for form in self._bytes):
-                    return True
-        return False
+        blocks = [block.replace(b"\r", b"") for block in WRAPPED_BYTES.findall(data)]
+        # Each block as a file's lines, and as the added lines of a diff (each after its `+`);
+        # joined into one text (NUL between blocks) so each form is searched for once.
+        joined = b"\0".join(
+            variant
+            for block in blocks
+            for variant in (block.replace(b"\n", b""), block.replace(b"\n+", b""))
+        )
+        return any(form in joined for form in self._bytes)
