@@ -7,7 +7,8 @@ import pytest
 from worker.prbody import PR_BODY_LIMIT, Report, render_pr_body
 from worker.redact import Redactor
 from worker.sandbox.output import OutputBuffer
-from worker.worklog import Step, WorkLog, fence, inline_code
+from worker.untrusted import fence, inline_code
+from worker.worklog import Step, WorkLog
 
 
 def report(steps: list[Step], validation: list[str], **kw: object) -> Report:
@@ -172,13 +173,14 @@ def test_a_huge_summary_and_a_long_log_keep_the_body_whole_and_under_the_limit()
     assert work_log.rstrip().endswith("</details>\n\nFixes #7")
 
 
-def test_a_cut_inside_an_open_details_block_closes_it() -> None:
+def test_a_cut_through_a_summary_s_details_block_leaves_nothing_open() -> None:
     summary = "<details><summary>Notes</summary>\n\n" + "note line\n" * 5_000 + "</details>"
     steps = [Step(1, "make", 0, 0.1, "ok")]
     body = render_pr_body(Report(7, summary, [], WorkLog(steps=steps), [], 1.0), Redactor())
     top = body.split("## Validation", 1)[0]
-    assert top.count("<details>") == top.count("</details>") == 1
-    assert body.count("<details>") == body.count("</details>") == 2
+    assert "summary cut here" in top
+    assert "<details>" not in top and "&lt;details>&lt;summary>Notes&lt;/summary>" in top
+    assert body.count("<details>") == body.count("</details>") == 1  # the work log's own
 
 
 def test_thousands_of_changed_files_are_counted_not_listed() -> None:

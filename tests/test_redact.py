@@ -12,6 +12,7 @@ import base64
 import json
 import random
 import string
+import textwrap
 import time
 from collections.abc import Callable
 from urllib.parse import quote, quote_plus
@@ -30,7 +31,12 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
     "basic auth header": lambda s: base64.b64encode(f"user:{s}".encode()).decode(),
     "base64 after 2 bytes": lambda s: base64.b64encode(f"u:{s}!".encode()).decode(),
     "base64 urlsafe after 1 byte": lambda s: base64.urlsafe_b64encode(f"x{s}".encode()).decode(),
+    "base64 wrapped (MIME)": lambda s: base64.encodebytes(f"{'x' * 50}{s}".encode()).decode(),
+    "base64 wrapped (CRLF)": lambda s: (
+        base64.encodebytes(f"{'y' * 40}{s}".encode()).decode().replace("\n", "\r\n")
+    ),
     "hex": lambda s: s.encode().hex(),
+    "hex wrapped (xxd -p)": lambda s: "\n".join(textwrap.wrap(f"{'z' * 20}{s}".encode().hex(), 60)),
     "HEX": lambda s: s.encode().hex().upper(),
     "url": lambda s: quote(s, safe=""),
     "url (path)": quote,
@@ -58,6 +64,15 @@ def test_every_encoded_form_is_detected_in_bytes(encoding: str) -> None:
     data = b"\x00binary\xff" + ENCODINGS[encoding](TOKEN).encode() + b"\n"
     assert Redactor([TOKEN]).contains_secret(data)
     assert not Redactor(["another-secret-value-42"]).contains_secret(data)
+
+
+def test_a_wrapped_encoding_added_by_a_diff_is_detected() -> None:
+    lines = base64.encodebytes(f"{'x' * 50}{TOKEN}".encode()).decode().splitlines()
+    diff = "diff --git a/k b/k\n--- /dev/null\n+++ b/k\n@@ -0,0 +1,3 @@\n" + "".join(
+        f"+{line}\n" for line in lines
+    )
+    assert not any(form in diff for form in encoded_forms(TOKEN)), "only across the lines"
+    assert Redactor([TOKEN]).contains_secret(diff.encode())
 
 
 def test_every_secret_added_later_is_covered_too() -> None:

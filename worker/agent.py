@@ -86,6 +86,10 @@ async def _quiet(step: int) -> None:
     pass
 
 
+def _unchanged(text: str) -> str:
+    return text
+
+
 class Agent:
     def __init__(
         self,
@@ -94,12 +98,17 @@ class Agent:
         limits: Limits,
         label: str,
         progress: Progress = _quiet,
+        *,
+        redact: Callable[[str], str] = _unchanged,
     ) -> None:
+        """`redact` masks secrets in every tool output before the model or the work log sees
+        it: what setup left in a file, or a value a command decodes, is no one's to read."""
         self.sandbox = sandbox
         self.worklog = worklog
         self.limits = limits
         self.label = label
         self.progress = progress
+        self.redact = redact
         self.step = 0
         self.deadline = time.monotonic() + limits.seconds
 
@@ -168,8 +177,9 @@ class Agent:
                 call.name, call.arguments, max_timeout=self.limits.command_timeout
             )
         except tools.BadToolCall as error:
-            self.worklog.notes.append(f"step {self.step}: malformed {call.name} call: {error}")
-            return ToolResult(call.call_id, f"error: {error}")
+            reason = self.redact(str(error))
+            self.worklog.notes.append(f"step {self.step}: malformed {call.name} call: {reason}")
+            return ToolResult(call.call_id, f"error: {reason}")
         if isinstance(parsed, tools.FinishCall):
             raise Submitted(parsed)
         if isinstance(parsed, tools.PatchCall):
@@ -179,19 +189,20 @@ class Agent:
             raise LimitsExceeded(self._time_limit())
         timeout = min(parsed.timeout, remaining)
         result = await self.sandbox.run(parsed.command, timeout=timeout, workdir=parsed.workdir)
+        output = self.redact(result.output)
         self.worklog.steps.append(
             Step(
                 step=self.step,
                 command=parsed.command,
                 exit_code=result.exit_code,
                 duration=result.duration,
-                output=result.output,
+                output=output,
                 timed_out=result.timed_out,
             )
         )
         log.info("task %s: step %d exit %d", self.label, self.step, result.exit_code)
         status = f"timed out after {timeout}s" if result.timed_out else "exit code"
-        return ToolResult(call.call_id, f"{status}: {result.exit_code}\n{result.output}")
+        return ToolResult(call.call_id, f"{status}: {result.exit_code}\n{output}")
 
     async def apply_patch(self, call: tools.PatchCall) -> str:
         """Apply all of the patch or none of it; the answer says which, and why not."""
@@ -203,11 +214,11 @@ class Agent:
                 {path: None if text is None else text.encode() for path, text in changes.items()}
             )
             exit_code, answer = 0, f"applied: {patch.summary()}"
-        except PatchError as error:
-            exit_code, answer = 1, f"error: {error}"
+        except PatchError as error:  # it quotes the file, which may hold what setup wrote
+            exit_code, answer = 1, self.redact(f"error: {error}")
         self.worklog.steps.append(
             Step(self.step, f"apply_patch  # {patch.summary()}", exit_code,
-                 time.monotonic() - started, answer if exit_code else call.text)
+                 time.monotonic() - started, answer if exit_code else self.redact(call.text))
         )  # fmt: skip
         return answer
 

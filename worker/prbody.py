@@ -1,8 +1,10 @@
 """The PR body: the evidence a reviewer reads, always under GitHub's size limit.
 
 Validation evidence comes from the record, not from the model's word: a command the model says
-it ran is shown with the exit code it actually had, or as "not run". Each part has its own
-budget, so a long summary or log is cut where the Markdown around it still renders.
+it ran is shown with the exit code it actually had, or as "not run". What the model wrote is
+untrusted Markdown (`worker/untrusted.py`), so it cannot hide or fake the sections after it.
+Each part has its own budget, so a long summary or log is cut where the Markdown around it
+still renders.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass, replace
 
 from worker.redact import Redactor
 from worker.sandbox.output import trim_middle
-from worker.worklog import Step, WorkLog, fence, inline_code, render_network, render_step
+from worker.untrusted import fence, inline_code, safe_line, safe_markdown
+from worker.worklog import Step, WorkLog, render_network, render_step
 
 PR_BODY_LIMIT = 65_536
 """GitHub refuses longer bodies; we stay well under it."""
@@ -40,6 +43,8 @@ class Report:
     """The Markdown table of all attempts, when there were several."""
     cost: float = 0.0
     """US dollars the model's tokens cost, at the server's prices."""
+    repo: str | None = None
+    """`owner/name` of the task's issue: a closing keyword in the summary may name only it."""
 
     @property
     def validation_failed(self) -> bool:
@@ -175,7 +180,11 @@ def render_pr_body(
     log = report.log
     head = [
         "## Summary",
-        cut(report.summary.strip(), SUMMARY_LIMIT, "summary"),
+        cut(
+            safe_markdown(report.summary.strip(), report.number, report.repo),
+            SUMMARY_LIMIT,
+            "summary",
+        ),
         "## Validation",
         render_validation(report),
         "## Changed files",
@@ -197,7 +206,7 @@ def render_pr_body(
         ]
     if report.stop_reason:
         head[:0] = [
-            f"> [!WARNING]\n> Incomplete: {report.stop_reason}. "
+            f"> [!WARNING]\n> Incomplete: {safe_line(report.stop_reason)}. "
             "Comment `/codex continue` to resume on this branch."
         ]
     # Masked again as a whole for what `redacted` does not cover: files, network, environment.

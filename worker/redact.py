@@ -27,6 +27,12 @@ PATTERNS = re.compile(
     r"(?:.*?-----END [A-Z ]*PRIVATE KEY(?: BLOCK)?-----|[A-Za-z0-9+/=\s:,.-]*)",
     re.DOTALL,
 )
+WRAPPED = r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/=_-]{40,}+(?:\r?\n[A-Za-z0-9+/=_-]++)++"
+"""Base64 or hex wrapped into lines (`base64`, `openssl base64`, `xxd -p` wrap at 60-76
+characters), where a form can straddle a line break. Possessive, and anchored at the start of
+a run, so it costs linear time on any text."""
+WRAPPED_TEXT = re.compile(WRAPPED)
+WRAPPED_BYTES = re.compile(WRAPPED.encode())
 MASK = "[REDACTED]"
 SHORTEST = 4
 """Shorter secret values are not masked: masking them would garble ordinary text."""
@@ -85,15 +91,55 @@ class Redactor:
             return
         self.secrets = sorted({*self.secrets, secret}, key=len, reverse=True)
         self.forms = sorted({*self.forms, *encoded_forms(secret)}, key=len, reverse=True)
-        self._bytes = [form.encode() for form in self.forms]
+        needles: list[bytes] = []  # a form that holds a shorter one needs no search of its own
+        for form in sorted(self.forms, key=len):
+            if not any(needle in form.encode() for needle in needles):
+                needles.append(form.encode())
+        self._bytes = needles
 
     def __call__(self, text: str) -> str:
         for form in self.forms:
             text = text.replace(form, MASK)
+        if self.forms:
+            text = WRAPPED_TEXT.sub(self._wrapped, text)
         return PATTERNS.sub(MASK, text)
 
+    def _wrapped(self, block: re.Match[str]) -> str:
+        """A wrapped block with the lines that a form straddles masked."""
+        text = block.group(0)
+        if not any(form in text.replace("\r", "").replace("\n", "") for form in self.forms):
+            return text
+        kept = [at for at, char in enumerate(text) if char not in "\r\n"]
+        joined = "".join(text[at] for at in kept)
+        spans: list[tuple[int, int]] = []
+        for form in self.forms:
+            start = joined.find(form)
+            while start >= 0:
+                spans.append((kept[start], kept[start + len(form) - 1] + 1))
+                start = joined.find(form, start + len(form))
+        merged: list[tuple[int, int]] = []
+        for start, end in sorted(spans):  # overlapping spans are masked as their union
+            if merged and start <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        for start, end in reversed(merged):
+            text = text[:start] + MASK + text[end:]
+        return text
+
     def contains_secret(self, data: bytes) -> bool:
-        """Whether any form of any live secret occurs in `data` (a diff, a file's content):
-        such data must not be pushed or kept. Credential-shaped text that is no live secret
-        (a test fixture's fake key) does not count."""
-        return any(form in data for form in self._bytes)
+        """Whether any form of any live secret occurs in `data` (a diff, a file's content),
+        also across the line breaks of wrapped base64 or hex: such data must not be pushed or
+        kept. Credential-shaped text that is no live secret (a test fixture's fake key) does
+        not count."""
+        if any(form in data for form in self._bytes):
+            return True
+        blocks = [block.replace(b"\r", b"") for block in WRAPPED_BYTES.findall(data)]
+        # Each block as a file's lines, and as the added lines of a diff (each after its `+`);
+        # joined into one text (NUL between blocks) so each form is searched for once.
+        joined = b"\0".join(
+            variant
+            for block in blocks
+            for variant in (block.replace(b"\n", b""), block.replace(b"\n+", b""))
+        )
+        return any(form in joined for form in self._bytes)

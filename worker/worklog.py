@@ -3,10 +3,10 @@ the plain-text full log the task page serves. `prbody.py` renders it for the PR.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 from worker.sandbox.output import trim_middle
+from worker.untrusted import fence, inline_code
 
 OUTPUT_IN_LOG = 2_000
 
@@ -52,21 +52,6 @@ class WorkLog:
     def last_run_of(self, command: str) -> Step | None:
         wanted = command.strip()
         return next((s for s in reversed(self.steps) if s.command.strip() == wanted), None)
-
-
-def fence(text: str, info: str = "") -> str:
-    """A code fence longer than any run of backticks inside `text`."""
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}{info}\n{text}\n{ticks}"
-
-
-def inline_code(text: str) -> str:
-    text = text.replace("\n", " ")
-    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
-    ticks = "`" * (longest + 1)
-    pad = " " if text.startswith("`") or text.endswith("`") else ""
-    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 def render_step(step: Step) -> str:
