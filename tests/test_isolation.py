@@ -52,7 +52,7 @@ def test_another_repository_cannot_start_from_this_ones_snapshot(system: System)
     assert label(system, victim, number) == 202
     pull = wait_for(lambda: system.github.pulls(victim), 90, f"a PR\n{system.logs()}")[0]
     tag = wait_for(lambda: snapshots_of(victim), 30, "the victim's snapshot")[0]
-    image_id = docker.from_env().images.get(tag).id
+    image_id = str(docker.from_env().images.get(tag).id)
     assert tag not in pull["body"] and image_id[7:19] not in pull["body"]
 
     for n, image in enumerate([tag, image_id, image_id[7:19], f"{REPOSITORY}@{image_id}"]):

@@ -244,7 +244,8 @@ async def _agent_phase(
     """The agent on the task's prompt `text`, in the agent phase's network."""
     config = job.config
     await show(TaskStatus.WORKING, "🛠️ Working: the agent has started.")
-    agent = Agent(sandbox, worklog, job.limits, f"{job.label}/{number}", progress)
+    label = f"{job.label}/{number}"
+    agent = Agent(sandbox, worklog, job.limits, label, progress, redact=job.redact)
     if job.attempts > 1:
         text += (
             f"\n\nThis is attempt {number} of {job.attempts}: the attempts run independently "

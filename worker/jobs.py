@@ -40,6 +40,7 @@ from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
 from worker.sandbox import images
 from worker.sandbox.containers import removals_settled
+from worker.untrusted import safe_line
 from worker.worklog import WorkLog, render_full
 
 log = logging.getLogger(__name__)
@@ -401,7 +402,8 @@ class TaskRun:
     async def _done(
         self, github: publish.Client, best: Attempt, link: str, plan: context.Plan, body: str
     ) -> str:
-        summary = best.outcome.summary.strip().splitlines()[0] if best.outcome.summary else ""
+        first = best.outcome.summary.strip().splitlines()[0] if best.outcome.summary else ""
+        summary = safe_line(first, self.task.number, self.task.repo)
         mark = "⚠️" if best.outcome.stop_reason else "✅"
         if plan.mode == "same_branch" and not plan.owned:
             parts = [f"{mark} Pushed to {link}.", body]
@@ -442,6 +444,7 @@ class TaskRun:
         """The PR's title, body and labels when it carries attempt `one`."""
         report = Report(
             number=self.task.number,
+            repo=self.task.repo,
             summary=one.outcome.summary or "The agent stopped before writing a summary.",
             validation=one.outcome.validation,
             log=one.worklog,

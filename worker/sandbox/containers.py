@@ -313,9 +313,17 @@ async def removals_settled() -> None:
 
 
 async def start_sandbox(client: docker.DockerClient, spec: SandboxSpec) -> DockerSandbox:
-    """A fresh container; the caller removes it (`kill`). `open_sandbox` is the usual way."""
+    """A fresh container; the caller removes it (`kill`). `open_sandbox` is the usual way.
+
+    A cancel cannot stop the engine call in its thread: the container it makes is removed."""
+    starting = asyncio.ensure_future(asyncio.to_thread(_start, client, spec))
     try:
-        container = await asyncio.to_thread(_start, client, spec)
+        container = await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with suppress(Exception):
+            leftover = await starting
+            await asyncio.to_thread(leftover.remove, force=True)
+        raise
     except docker.errors.ImageNotFound:
         raise SandboxError(
             f"the sandbox image `{spec.image}` is not on this worker's Docker engine (tasks never "
