@@ -77,7 +77,8 @@ async def busy(services: Services, task: Task, running: Task | None) -> None:
     holder = running.job_id if running is not None else task.thread
     if await _first(services, queue.busy_key(holder, f"subject:{task.subject}")):
         await react(github, task.repo, task.subject, task.number, "confused")
-    if not await _first(services, queue.busy_key(holder, f"person:{task.sender}")):
+    told = queue.busy_key(holder, f"person:{task.sender}")
+    if not await _first(services, told):
         log.info("task %s: %s was told before that %s runs", task.job_id, task.sender, holder)
         return
     link = ""
@@ -93,7 +94,7 @@ async def busy(services: Services, task: Task, running: Task | None) -> None:
             f"{link} Use `/codex stop` to cancel it first.",
         )
     except BaseException:
-        await redis.delete(queue.busy_key(holder, f"person:{task.sender}"))  # tell them next time
+        await redis.delete(told)  # not told after all: the next duplicate tries again
         raise
 
 
