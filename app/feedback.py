@@ -67,22 +67,35 @@ async def acknowledge(services: Services, task: Task) -> None:
 
 
 async def busy(services: Services, task: Task, running: Task | None) -> None:
+    """Tell the sender a task already runs: one reply per running task and person, and one 😕
+    per trigger (a comment, or the issue for a label), however often GitHub delivers it."""
     github = services.client(task.installation_id, task.repo)
-    if not await access.may_start(services.redis, github, task.repo, task.sender):
-        await access.refuse_once(services.redis, github, task.repo, task.number, task.sender)
+    redis = services.redis
+    if not await access.may_start(redis, github, task.repo, task.sender):
+        await access.refuse_once(redis, github, task.repo, task.number, task.sender)
+        return
+    holder = running.job_id if running is not None else task.thread
+    if await _first(services, queue.busy_key(holder, f"subject:{task.subject}")):
+        await react(github, task.repo, task.subject, task.number, "confused")
+    told = queue.busy_key(holder, f"person:{task.sender}")
+    if not await _first(services, told):
+        log.info("task %s: %s was told before that %s runs", task.job_id, task.sender, holder)
         return
     link = ""
-    if running is not None and (comment := await status.comment_of(services.redis, running.job_id)):
+    if running is not None and (comment := await status.comment_of(redis, running.job_id)):
         link = f" Follow it here: {comment.url}"
-    await react(github, task.repo, task.subject, task.number, "confused")
-    await _comment(
-        github,
-        task.repo,
-        task.number,
-        f"@{task.sender} a task is already running for this "
-        f"{'pull request' if task.kind == 'pull' else 'issue'}, so this one was not queued."
-        f"{link} Use `/codex stop` to cancel it first.",
-    )
+    try:
+        await _comment(
+            github,
+            task.repo,
+            task.number,
+            f"@{task.sender} a task is already running for this "
+            f"{'pull request' if task.kind == 'pull' else 'issue'}, so this one was not queued."
+            f"{link} Use `/codex stop` to cancel it first.",
+        )
+    except BaseException:
+        await redis.delete(told)  # not told after all: the next duplicate tries again
+        raise
 
 
 async def cancel(services: Services, request: Cancel) -> None:
@@ -170,6 +183,12 @@ def effective_settings(settings: Settings, thread: Thread) -> str:
     ]  # fmt: skip
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     return f"Settings in effect for `{thread.repo}`:\n\n| setting | value |\n|---|---|\n{table}"
+
+
+async def _first(services: Services, key: str) -> bool:
+    """True the first time `key` is claimed while a task may still run."""
+    ttl = services.settings.task_timeout + 120
+    return bool(await services.redis.set(key, "1", nx=True, ex=ttl))
 
 
 async def _comment(github: GitHub[Any], repo: str, number: int, body: str) -> None:

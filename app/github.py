@@ -8,13 +8,15 @@ repository with only the permissions the task needs, and revoked when the task e
 from __future__ import annotations
 
 import base64
+import json
+import re
 import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
-from githubkit.exception import RequestFailed
+from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
 
 if TYPE_CHECKING:
     from githubkit_schemas.latest.types import AppPermissionsType
@@ -25,6 +27,8 @@ CONFIG_PATH = ".github/codex.yml"
 """A repository's configuration, read from its default branch (by `/codex help` and tasks)."""
 Reaction = Literal["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
+MESSAGE_LIMIT = 300
+"""Characters of GitHub's error message quoted back to a person."""
 TASK_PERMISSIONS: AppPermissionsType = {
     "contents": "write",
     "issues": "write",
@@ -159,3 +163,51 @@ async def read_file(github: GitHub[Any], repo: str, path: str) -> str | None:
     if not isinstance(data, dict) or data.get("type") != "file":
         return None
     return base64.b64decode(str(data.get("content") or "")).decode("utf-8", "replace")
+
+
+def describe_error(error: BaseException) -> str:
+    """A GitHub failure as a person reads it: "GitHub answered 422: Validation Failed (A pull
+    request already exists for octo:codex/1.)", from the JSON `message` and `errors` GitHub sends.
+
+    githubkit's exceptions print as `Response(422 Unprocessable Entity, data_model=...)`, which
+    names neither the reason nor what to do; the text is bounded and kept on one line."""
+    if isinstance(error, RequestFailed):
+        response = error.response.raw_response
+        text = f"GitHub answered {response.status_code}: {_message(response)}"
+        if isinstance(error, RateLimitExceeded):
+            text += f" (rate limited; retry after {error.retry_after.total_seconds():.0f} s)"
+        return text
+    if isinstance(error, RequestTimeout):
+        return f"GitHub did not answer in time ({error.request.method} {error.request.url.path})"
+    if isinstance(error, RequestError):
+        reason = str(error.exc) or type(error.exc).__name__
+        return f"GitHub could not be reached: {_one_line(reason)}"
+    return _one_line(f"{type(error).__name__}: {error}")
+
+
+def _message(response: httpx.Response) -> str:
+    """`message`, then the detail of each entry in `errors` (a 422 puts the reason there)."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return _one_line(response.reason_phrase or "no message")
+    parts = [str(body.get("message") or response.reason_phrase or "no message")]
+    details = []
+    for item in body.get("errors") or []:
+        if isinstance(item, dict):
+            detail = item.get("message") or " ".join(
+                str(item[key]) for key in ("resource", "field", "code") if item.get(key)
+            )
+            details.append(str(detail))
+        elif isinstance(item, str):
+            details.append(item)
+    if details:
+        parts.append(f"({'; '.join(details)})")
+    return _one_line(" ".join(parts))
+
+
+def _one_line(text: str) -> str:
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 1] + "…"

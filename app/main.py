@@ -2,14 +2,20 @@
 
 Run with `uvicorn app.main:app`. What a person sees (👀, the status comment, replies) is sent
 after the answer, as background work. The receiver imports neither `docker` nor `openai`.
+
+Redis is the one thing the answer waits for, so its work for a delivery runs under
+`REDIS_DEADLINE`: a Redis that is down or hung gets the delivery a 503 with `Retry-After` well
+within GitHub's 10 s, never a 202 for a task that was not stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
@@ -23,6 +29,8 @@ from app.settings import get_settings
 from app.tasks import Task
 
 log = logging.getLogger(__name__)
+RETRY_AFTER = 30
+"""Seconds a client told "Redis is unavailable" should wait before trying again."""
 
 
 def accepted(what: str, work: BackgroundTask) -> Response:
@@ -51,6 +59,37 @@ async def webhook(request: Request) -> Response:
     if isinstance(decision, events.Ignored):
         log.info("delivery %s ignored: %s", delivery_id, decision.reason)
         return Response(status_code=204)
+    work = route(services, delivery_id, decision)
+    return await within_deadline(services, f"delivery {delivery_id}", work)
+
+
+async def within_deadline(
+    services: feedback.Services, what: str, work: Awaitable[Response]
+) -> Response:
+    """`work`'s answer, or 503 when its Redis calls fail or outlast `REDIS_DEADLINE`."""
+    deadline = services.settings.redis_deadline
+    try:
+        async with asyncio.timeout(deadline):
+            return await work
+    except (TimeoutError, RedisError) as error:
+        reason = (
+            f"no answer within {deadline:g} s"
+            if isinstance(error, TimeoutError)
+            else f"{type(error).__name__}: {error}"
+        )
+        log.warning("%s answered 503: Redis is unavailable (%s); nothing was stored, it can be "
+                    "redelivered as is once Redis answers", what, reason)  # fmt: skip
+        return JSONResponse(
+            {"error": "Redis is unavailable, so nothing was stored; try again later."},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER)},
+        )
+
+
+async def route(
+    services: feedback.Services, delivery_id: str, decision: Task | events.Cancel | events.Reply
+) -> Response:
+    """Store what the decision needs (all of the delivery's Redis work), then answer."""
     if isinstance(decision, Task):
         return await start(services, decision)
     trigger = f"{decision.thread.key}:{decision.trigger}"
@@ -90,7 +129,12 @@ async def healthz(request: Request) -> Response:
 async def work_log(request: Request) -> Response:
     """A task's full work log; the unguessable id in the PR body's link is the credential."""
     services: feedback.Services = request.app.state.services
-    text = await tasklog.load(services.redis, request.path_params["log_id"])
+    log_id = request.path_params["log_id"]
+    return await within_deadline(services, f"work log {log_id}", show_log(services, log_id))
+
+
+async def show_log(services: feedback.Services, log_id: str) -> Response:
+    text = await tasklog.load(services.redis, log_id)
     if text is None:
         return PlainTextResponse("No such log (logs are kept for 30 days).", status_code=404)
     headers = {"X-Content-Type-Options": "nosniff", "Cache-Control": "private, max-age=60"}
@@ -101,7 +145,7 @@ async def work_log(request: Request) -> Response:
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings()
-    redis = await queue.connect(settings.redis_url)
+    redis = await queue.connect(settings)
     github = app_client(settings)
     app.state.services = feedback.Services(settings, redis, github)
     try:

@@ -1,24 +1,63 @@
 """The queue: tasks on arq exactly once per trigger, one task per issue or PR at a time.
 
 GitHub redelivers with the same `X-GitHub-Delivery` for up to three days, while arq forgets a
-job id an hour after the job ends, so a trigger is remembered here for four days. It is recorded
-only after the job is safely stored: a failure before that answers 5xx and stays redeliverable.
+job id an hour after the job ends, so a trigger is remembered here for four days. A submission
+is one Lua script (trigger seen, issue lock, arq job, queue entry): Redis stores all of it or
+none of it, so a delivery that fails half-way answers 5xx and a redelivery queues the task.
+
+Every connection has a socket timeout and retries a dropped connection with backoff: a Redis
+that restarts is waited for, a hung one is an error within seconds instead of a hang.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from arq.connections import ArqRedis, RedisSettings, create_pool
-from arq.constants import abort_jobs_ss, default_queue_name, in_progress_key_prefix
+from arq.connections import ArqRedis, RedisSettings
+from arq.constants import (
+    abort_jobs_ss,
+    default_queue_name,
+    expires_extra_ms,
+    in_progress_key_prefix,
+    job_key_prefix,
+    result_key_prefix,
+)
+from arq.jobs import serialize_job
+from redis.asyncio import ConnectionPool
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.settings import Settings
 from app.tasks import JOB_FUNCTION, Task, deserialize, serialize
 
 SEEN_TTL = timedelta(days=4)
+HEALTH_CHECK_INTERVAL = 30
+"""Seconds a pooled connection may sit idle before it is pinged ahead of its next command, so
+a connection Redis dropped meanwhile is replaced instead of failing that command."""
+BACKOFF_CAP = 2.0
+"""Longest wait, in seconds, between two tries of a Redis command."""
+
+_SUBMIT = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'duplicate'} end
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[2]) then
+  local holder = redis.call('GET', KEYS[2])
+  if holder and cjson.decode(holder)['job_id'] == ARGV[7] then return {'duplicate'} end
+  redis.call('SET', KEYS[1], '1', 'EX', ARGV[3])
+  return {'busy', holder or false}
+end
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[3])
+if redis.call('EXISTS', KEYS[3], KEYS[4]) > 0 then return {'duplicate'} end
+redis.call('PSETEX', KEYS[3], ARGV[5], ARGV[4])
+redis.call('ZADD', KEYS[5], ARGV[6], ARGV[7])
+return {'queued'}
+"""
 _RELEASE = """
 local current = redis.call('GET', KEYS[1])
 if current and cjson.decode(current)['job_id'] == ARGV[1] then
@@ -59,12 +98,57 @@ def cancel_key(job_id: str) -> str:
     return f"codex:cancel:{job_id}"
 
 
-async def connect(redis_url: str) -> ArqRedis:
-    return await create_pool(
-        RedisSettings.from_dsn(redis_url),
-        job_serializer=serialize,
-        job_deserializer=deserialize,
+def busy_key(job_id: str, about: str) -> str:
+    """Marks that `about` (a person, a trigger's subject) was told `job_id` already runs."""
+    return f"codex:busy:{job_id}:{about}"
+
+
+def retry(settings: Settings) -> Retry:
+    """Tries after a dropped connection or a timeout, waiting 0.1 s, 0.2 s, ... up to 2 s."""
+    return Retry(ExponentialBackoff(cap=BACKOFF_CAP, base=0.05), settings.redis_retries)
+
+
+RETRIED: list[type[Exception]] = [RedisConnectionError, RedisTimeoutError, OSError]
+"""What is tried again. `OSError` because redis-py 5 lets a refused connect through as one, so a
+Redis that is restarting would end the worker's poll loop at its first reconnect."""
+
+
+def redis_settings(settings: Settings) -> RedisSettings:
+    """arq's connection settings for the worker: retries with backoff on a dropped connection
+    or a timeout, so a Redis restart of a few seconds does not end the worker's poll loop.
+
+    arq's `RedisSettings` cannot carry a socket timeout; `pool` has one for the app."""
+    options = RedisSettings.from_dsn(settings.redis_url)
+    options.conn_timeout = max(1, math.ceil(settings.redis_timeout))
+    options.conn_retries = settings.redis_retries
+    options.retry_on_timeout = True
+    options.retry_on_error = list(RETRIED)
+    options.retry = retry(settings)
+    return options
+
+
+def pool(settings: Settings) -> ArqRedis:
+    """A client for the app's Redis with the same retries as `redis_settings`, plus a socket
+    timeout on every command and health checks of idle connections. It connects on first use."""
+    connections = ConnectionPool.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+        health_check_interval=HEALTH_CHECK_INTERVAL,
+        retry_on_timeout=True,
+        retry_on_error=list(RETRIED),
+        retry=retry(settings),
     )
+    client = ArqRedis(connections, job_serializer=serialize, job_deserializer=deserialize)
+    client.auto_close_connection_pool = True  # `aclose` closes the pool it was given, too
+    return client
+
+
+async def connect(settings: Settings) -> ArqRedis:
+    """`pool`, checked once: a Redis that does not answer at startup stops startup."""
+    redis = pool(settings)
+    await redis.ping()
+    return redis
 
 
 async def first_time(redis: ArqRedis, trigger_id: str) -> bool:
@@ -78,23 +162,24 @@ async def active(redis: ArqRedis, thread: str) -> Task | None:
 
 
 async def submit(redis: ArqRedis, task: Task, active_ttl: int) -> Submission:
-    """Queue `task` unless its trigger was seen or its issue/PR already has a task."""
-    if await redis.exists(seen_key(task.job_id)):
-        return Submission("duplicate")
+    """Queue `task` unless its trigger was seen or its issue/PR already has a task.
+
+    One script, as arq's `enqueue_job` would store the job (same keys, same expiry), so no
+    failure can leave the issue locked by a job that was never queued."""
+    now = int(time.time() * 1000)
+    job = serialize_job(JOB_FUNCTION, (task.dump(),), {}, None, now, serializer=serialize)
     holder = json.dumps({"job_id": task.job_id, "task": task.dump()})
-    if not await redis.set(active_key(task.thread), holder, nx=True, ex=active_ttl):
-        running = await active(redis, task.thread)
-        if running is not None and running.job_id == task.job_id:
-            return Submission("duplicate")
-        await redis.set(seen_key(task.job_id), "1", ex=SEEN_TTL)
+    keys = (seen_key(task.job_id), active_key(task.thread), job_key_prefix + task.job_id,
+            result_key_prefix + task.job_id, default_queue_name)  # fmt: skip
+    args = (holder, active_ttl, int(SEEN_TTL.total_seconds()), job, expires_extra_ms, now,
+            task.job_id)  # fmt: skip
+    reply = await redis.eval(_SUBMIT, len(keys), *keys, *args)  # type: ignore[arg-type, misc]
+    outcome = reply[0].decode()
+    if outcome == "busy":
+        raw = reply[1] if len(reply) > 1 else None
+        running = Task.model_validate(json.loads(raw)["task"]) if raw else None
         return Submission("busy", running)
-    try:
-        job = await redis.enqueue_job(JOB_FUNCTION, task.dump(), _job_id=task.job_id)
-    except BaseException:
-        await release(redis, task)
-        raise
-    await redis.set(seen_key(task.job_id), "1", ex=SEEN_TTL)
-    return Submission("queued" if job is not None else "duplicate")
+    return Submission("queued" if outcome == "queued" else "duplicate")
 
 
 async def release(redis: ArqRedis, task: Task) -> None:

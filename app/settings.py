@@ -35,6 +35,16 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr
     """Shared secret GitHub signs deliveries with (`WEBHOOK_SECRET`)."""
     redis_url: str = "redis://localhost:6379/0"
+    redis_timeout: float = Field(default=2.0, gt=0, le=60)
+    """Seconds one Redis command (or connecting) may take before it counts as failed: a Redis
+    that accepts connections but does not answer would otherwise hold the caller forever."""
+    redis_retries: int = Field(default=8, ge=0, le=100)
+    """Tries after the first when Redis drops a connection or times out, 0.1 s apart doubling
+    up to 2 s (8: about 10 s), so the worker rides out a Redis restart."""
+    redis_deadline: float = Field(default=3.0, gt=0, le=9)
+    """Seconds the receiver may spend on Redis for one delivery. Past it the delivery is
+    answered 503 with `Retry-After`, nothing was queued, and it can be redelivered as is;
+    GitHub counts a delivery as failed after 10 s."""
     github_api_url: str = "https://api.github.com"
     """REST base URL; GitHub Enterprise Server uses `https://HOST/api/v3`."""
     github_timeout: float = 20.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import docker
@@ -280,3 +281,36 @@ def test_a_stop_reaches_a_task_whose_issue_was_closed_meanwhile(system: System) 
     status_comment(system, repo, number, "Cancelled by @alice")
     wait_for(lambda: not containers_of(repo), 10, "the container to be removed")
     assert system.github.pulls(repo) == []
+
+
+def test_one_event_delivered_fifty_times_is_one_task_and_at_most_one_reply(
+    system: System,
+) -> None:
+    repo = new_repo(system)
+    number = system.github.create_issue(repo, "Delivered often", "Once, please.", user="alice")
+    bump_script(system, "Delivered often", [shell("sleep 3")])
+    payload = system.github.webhook_payload(
+        "issues", "labeled", repo, sender="alice", number=number, label="codex"
+    )
+
+    with ThreadPoolExecutor(10) as pool:  # near-duplicates: the same event, 50 delivery ids
+        answers = list(pool.map(lambda _: system.deliver("issues", payload), range(50)))
+    assert set(answers) <= {202, 204} and answers.count(202) >= 1
+
+    status_comment(system, repo, number, "Draft PR ready")
+    system.wait_idle()
+    bot = [c for c in system.github.comments(repo, number) if c["user"] == system.github.bot_login]
+    running = [c for c in bot if "a task is already running" in c["body"]]
+    tasks = {
+        c["body"].split("codex task `")[1].split("`")[0] for c in bot if "codex task `" in c["body"]
+    }
+    path = f"/repos/{repo}/issues/{number}/reactions"
+    reacted = [r for r in system.github.requests if r.method == "POST" and r.path == path]
+    print(f"one event under 50 delivery ids: {len(tasks)} task, {len(running)} 'already "
+          f"running' comment(s), {len(reacted)} reaction request(s)")  # fmt: skip
+    assert len(tasks) == 1 and len(system.github.pulls(repo)) == 1
+    assert len(running) <= 1, "one 'already running' reply per running task and person"
+    assert all("@alice" in c["body"] for c in running)
+    kinds = [r.content for r in system.github.reactions(repo) if r.subject == f"issue:{number}"]
+    assert sorted(kinds) in (["eyes"], ["confused", "eyes"])
+    assert len(reacted) <= 2, "one 👀 for the task, at most one 😕 for the duplicates"

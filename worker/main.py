@@ -11,9 +11,9 @@ import logging
 from typing import Any, ClassVar
 
 import docker
-from arq.connections import RedisSettings
 
 from app import github as gh
+from app import queue
 from app.settings import get_settings
 from app.tasks import deserialize, serialize
 from worker.deps import Deps
@@ -57,7 +57,7 @@ class WorkerSettings:
     functions: ClassVar = [run_task]
     on_startup = startup
     on_shutdown = shutdown
-    redis_settings = RedisSettings.from_dsn(settings.redis_url)
+    redis_settings = queue.redis_settings(settings)  # retries a dropped Redis with backoff
     job_serializer = serialize
     job_deserializer = deserialize
     max_jobs = settings.max_concurrent_tasks
