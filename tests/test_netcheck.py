@@ -97,6 +97,6 @@ def test_setup_without_dns_is_reported_to_the_operator_not_refused() -> None:
 
 
 def test_a_probe_that_could_not_run_refuses_its_network_and_a_missing_network_nothing() -> None:
-    verdict = judge(PLAN, "a sandbox on 'codex-setup' would not start: boom", None, FIXED, False)
+    verdict = judge(PLAN, "the probe on 'codex-setup': boom", None, FIXED, False)
     assert verdict.setup is not None and "the network self-test could not run" in verdict.setup
     assert verdict.egress is None

@@ -317,6 +317,13 @@ def test_the_self_test_refuses_allowlist_and_on_on_this_engine_without_the_overr
     assert verdict.egress is not None and "CVE-2024-29018" in verdict.egress
 
 
+def test_a_self_test_that_cannot_run_refuses_network_modes(docker_ready: None) -> None:
+    verdict = self_test("codex-setup", "codex-egress", sandbox_image="codex-sandbox:absent")
+    for problem, network in ((verdict.setup, "codex-setup"), (verdict.egress, "codex-egress")):
+        assert problem is not None, verdict
+        assert f"the network self-test could not run (the probe on {network!r}: " in problem
+
+
 IPV6_ATTACK = """\
 import errno, socket, sys, time
 target = sys.argv[1]

@@ -216,6 +216,9 @@ async def _check(settings: Settings, engine: docker.DockerClient, proxy_running:
     except TimeoutError:
         problem = f"the network self-test did not finish in {CHECK_SECONDS:.0f} s"
         verdict = Verdict(_off("setup", problem), _off("allowlist/on", problem))
+    except Exception as error:  # whatever broke, the answer is "no network" (fail closed)
+        problem = f"the network self-test failed ({type(error).__name__}: {error})"
+        verdict = Verdict(_off("setup", problem), _off("allowlist/on", problem))
     for line in (verdict.setup, verdict.egress, *verdict.warnings):
         if line:
             log.warning("network self-test: %s", line)

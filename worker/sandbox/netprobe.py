@@ -105,7 +105,7 @@ async def run_probe(
         async with open_sandbox(engine, spec, remove_later=True) as sandbox:
             result = await sandbox.run(command, timeout=int(REACH_SECONDS) + 5)
     except (docker.errors.DockerException, SandboxError) as error:
-        raise ProbeFailed(f"a sandbox on {network!r} would not start: {error}") from error
+        raise ProbeFailed(f"the probe on {network!r}: {error}") from error
     for line in result.output.splitlines():
         if line.startswith(MARKER):
             found = json.loads(line.removeprefix(MARKER))
