@@ -220,7 +220,7 @@ def service_env(
         "ENV_CACHE_TTL": "300",  # snapshots from earlier test runs are collected
         "REPO_SECRETS": json.dumps({"octo-env": {"NPM_TOKEN": NPM_TOKEN}}),
         "REPO_DEFAULTS": json.dumps({"octo-env": {"env": {"FROM_SERVER": "yes"}}}),
-        # This engine (Debian's docker.io 20.10) has CVE-2024-29018, which needs a loopback
+        # This engine (Debian's Docker 20.10) has CVE-2024-29018, which needs a loopback
         # resolver on the host; these hosts' is not, and the self-test checks the egress DNS.
         "ALLOW_VULNERABLE_ENGINE": "true",
     }

@@ -30,7 +30,7 @@ GOOD_EGRESS = Findings(
 @pytest.mark.parametrize(
     ("version", "affected"),
     [
-        ("20.10.24+dfsg1", True),  # Debian 12's docker.io
+        ("20.10.24+dfsg1", True),  # Debian 12's Docker package
         ("23.0.10", True),
         ("23.0.11", False),
         ("24.0.9", True),

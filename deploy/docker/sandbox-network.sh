@@ -14,7 +14,7 @@
 #
 # Resolvers: Docker's embedded DNS (127.0.0.11 in each container) forwards a query from the
 # container's own network namespace, so it leaves through the bridge like any packet and meets
-# the rules below (seen on docker.io 20.10: the forwarded query crosses FORWARD from the
+# the rules below (seen on Debian's Docker 20.10: the forwarded query crosses FORWARD from the
 # bridge, nothing from the host's namespace). It forwards to the daemon's `dns` setting, or to
 # the host's resolvers without loopback ones (systemd-resolved's upstream file when the host
 # uses its 127.0.0.53 stub). SANDBOX_DNS (comma-separated IPv4 addresses) overrides what is
