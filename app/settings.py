@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     `{"allowed.example": "127.0.0.1:8443"}`. Leave empty in production."""
     egress_upstream_ca: Path | None = None
     """Extra CA bundle the proxy trusts for upstream TLS (test servers, corporate CAs)."""
+    allow_vulnerable_engine: bool = False
+    """Let `network.agent: allowlist | on` run on a Docker engine with CVE-2024-29018 (before
+    23.0.11, 24.x, 25.0.0-25.0.3; Debian 12's Docker package is 20.10), which the worker otherwise
+    refuses. The CVE forwards DNS out of the internal egress network only when the host's
+    resolver is on loopback: set this when it is not, or until the engine is upgraded."""
 
     @field_validator("sandbox_images", mode="before")
     @classmethod

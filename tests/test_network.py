@@ -1,19 +1,39 @@
-"""The agent phase's network modes with real containers: `allowlist` and `on` go through the
-egress proxy to local servers standing in for the internet (`allowed.example`,
+"""The network boundary with real containers. The agent phase's modes: `allowlist` and `on` go
+through the egress proxy to local servers standing in for the internet (`allowed.example`,
 `denied.example`, and their HTTPS twins `tls.*`), and nothing on the host is reachable but the
-proxy in any mode."""
+proxy in any mode. The firewall (deploy/docker/sandbox-network.sh): setup resolves real names and
+installs from the real package index, reaches the host's resolvers on port 53 and no other
+private address; the worker's start-up self-test refuses network modes where the firewall is
+missing; no sandbox reaches the host over IPv6."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ipaddress
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import docker
 import httpx
+import pytest
 
-from tests.conftest import System, wait_for
+from app.settings import Settings
+from tests.conftest import SANDBOX_IMAGE, System, wait_for
 from tests.fakes.internet import Internet
 from tests.fakes.openai import finish, shell
 from tests.test_environments import env_repo, tool_outputs
 from tests.test_triggers import label
+from worker.sandbox import netprobe
+from worker.sandbox.containers import SandboxSpec, open_sandbox, removals_settled
+from worker.sandbox.netcheck import NetworkCheck, Verdict, engine_affected
+from worker.sandbox.netprobe import Findings, Probe
 
 FETCH = """\
 import ssl, sys, urllib.error, urllib.request
@@ -158,3 +178,237 @@ def assert_only_the_proxy_is_reachable(probed: str) -> None:
     assert lines[0].startswith("proxy ") and lines[0].endswith(" 3135 reachable"), probed
     assert len(lines) == 7 and all(line.endswith(" blocked") for line in lines[1:]), probed
     assert lines[-1] == "dns blocked"
+
+
+# --- The firewall itself: DNS for setup and only DNS, the start-up self-test, IPv6 ---------
+
+INSTALL = "pip install --no-deps --target /home/codex/deps six"  # pip's own default index
+
+
+def test_setup_resolves_real_names_and_installs_a_real_package_from_the_package_index(
+    system: System,
+) -> None:
+    repo = env_repo(system, f"setup: {INSTALL}\n")
+    number = system.github.create_issue(repo, "Real install", "x", user="alice")
+    imports = "PYTHONPATH=/home/codex/deps python3 -c 'import six; print(\"six\", six.__version__)'"
+    system.openai.script(
+        "Real install", [[shell(imports)], [shell("echo ok > ok.txt")], [finish("Done.")]]
+    )
+
+    assert label(system, repo, number) == 202
+    pull = wait_for(lambda: system.github.pulls(repo), 120, f"a PR\n{system.logs()}")[0]
+    setup = pull["body"].split("**setup**", 1)[1].split("**1.**", 1)[0]
+    assert "Successfully installed six-" in setup, setup
+    assert "name resolution" not in setup
+    assert tool_outputs(system, "Real install")[0].startswith("exit code: 0\nsix 1.")
+
+
+def run_probe(network: str, probe: Probe) -> Findings:
+    engine = docker.from_env()
+    try:
+        return asyncio.run(netprobe.run_probe(engine, SANDBOX_IMAGE, network, probe))
+    finally:
+        engine.close()
+
+
+def test_setup_reaches_the_hosts_resolvers_on_port_53_and_nothing_else_private(
+    docker_ready: None, host_service: int, redis_url: str
+) -> None:
+    resolvers = netprobe.private_resolvers()
+    if not resolvers:
+        pytest.skip("this host's resolvers are public: no private resolver to attack")
+    redis_port = urlsplit(redis_url).port or 6379
+    seconds = 1.5
+    connect = {
+        f"{r}:{p}": (r, p, 3.0 if p == 53 else seconds) for r in resolvers for p in (53, 443)
+    }
+    for host in ("172.17.0.1", "172.18.0.1"):
+        for port in (host_service, redis_port, 2375):
+            connect[f"{host}:{port}"] = (host, port, seconds)
+    connect["169.254.169.254:80"] = ("169.254.169.254", 80, seconds)
+    found = run_probe("codex-setup", Probe({"localhost.": 3.0}, connect))
+    assert all(found.connected[f"{r}:53"] == "open" for r in resolvers), found
+    assert [label for label in found.connected if found.reached(label)] == [
+        f"{r}:53" for r in resolvers
+    ], found
+
+
+def test_the_worker_checks_its_firewall_at_start_and_finds_it_whole(system: System) -> None:
+    worker_log = system.worker.log
+    line = wait_for(
+        lambda: [x for x in worker_log.read_text().splitlines() if "network self-test" in x],
+        30,
+        f"the self-test's verdict\n{system.logs()}",
+    )
+    assert "setup and egress networks are firewalled as they should be" in line[0], line
+
+
+@contextlib.contextmanager
+def bare_network(*, internal: bool = False) -> Iterator[tuple[str, str]]:
+    """A Docker network the firewall knows nothing about (its name and bridge), removed after."""
+    engine = docker.from_env()
+    name = f"codex-nettest-{secrets.token_hex(3)}"
+    bridge = f"cxt{secrets.token_hex(4)}"
+    network = engine.networks.create(
+        name, driver="bridge", internal=internal, labels={"codex.test": "1"},
+        options={"com.docker.network.bridge.name": bridge},
+    )  # fmt: skip
+    try:
+        yield name, bridge
+    finally:
+        for container in engine.containers.list(all=True, filters={"network": name}):
+            container.remove(force=True)
+        network.remove()
+        engine.close()
+
+
+def self_test(setup_network: str, egress_network: str, **overrides: Any) -> Verdict:
+    values: dict[str, Any] = {
+        "app_id": 1, "private_key": "unused", "webhook_secret": "a-real-secret-value",
+        "openai_api_key": "a-real-key-value", "sandbox_image": SANDBOX_IMAGE,
+        "sandbox_network": setup_network, "egress_network": egress_network,
+    }  # fmt: skip
+    settings = Settings(**(values | overrides))
+
+    async def check() -> Verdict:
+        engine = docker.from_env()
+        network = NetworkCheck.start(settings, engine, proxy_running=False)
+        try:
+            started = time.monotonic()
+            verdict = await network.verdict()
+            assert time.monotonic() - started < 15, "the self-test is bounded to seconds"
+            for mode in ("setup", "allowlist", "on"):
+                assert await network.problem_for(mode) == (
+                    verdict.setup if mode == "setup" else verdict.egress
+                )
+            assert await network.problem_for("off") is None
+            return verdict
+        finally:
+            await network.close()
+            await removals_settled()
+            engine.close()
+
+    return asyncio.run(check())
+
+
+def test_the_self_test_refuses_network_modes_where_the_firewall_is_missing(
+    docker_ready: None,
+) -> None:
+    with bare_network() as (setup, _), bare_network(internal=True) as (egress, _):
+        verdict = self_test(setup, egress, allow_vulnerable_engine=True)
+    firewall = "the sandbox firewall is missing or incomplete (run deploy/docker/sandbox-network.sh"
+    assert verdict.setup == (
+        f"network for setup is off on this worker: {firewall} as root): a setup sandbox "
+        "reached a service on this host"
+    ), verdict
+    assert verdict.egress == (
+        f"network for allowlist/on is off on this worker: {firewall} as root): an egress sandbox "
+        "reached a service on this host"
+    ), verdict
+
+
+def test_the_self_test_refuses_allowlist_and_on_on_this_engine_without_the_override(
+    docker_ready: None,
+) -> None:
+    if not engine_affected(str(docker.from_env().version()["Version"])):
+        pytest.skip("this Docker engine is not affected by CVE-2024-29018")
+    verdict = self_test("codex-setup", "codex-egress")
+    assert verdict.setup is None and verdict.warnings == (), verdict
+    assert verdict.egress is not None and "CVE-2024-29018" in verdict.egress
+
+
+def test_a_self_test_that_cannot_run_refuses_network_modes(docker_ready: None) -> None:
+    verdict = self_test("codex-setup", "codex-egress", sandbox_image="codex-sandbox:absent")
+    for problem, network in ((verdict.setup, "codex-setup"), (verdict.egress, "codex-egress")):
+        assert problem is not None, verdict
+        assert f"the network self-test could not run (the probe on {network!r}: " in problem
+
+
+IPV6_ATTACK = """\
+import errno, socket, sys, time
+target = sys.argv[1]
+deadline = time.monotonic() + 6
+while True:  # the container's link-local address is tentative for a moment (DAD)
+    try:
+        address = socket.getaddrinfo(target, int(sys.argv[2]), socket.AF_INET6)[0][4]
+        s = socket.socket(socket.AF_INET6)
+        s.settimeout(2)
+        s.connect(address)
+        print("reachable")
+        break
+    except OSError as error:
+        if error.errno == errno.EADDRNOTAVAIL and time.monotonic() < deadline:
+            time.sleep(0.2)
+            continue
+        print("blocked", error)
+        break
+"""
+
+
+@pytest.fixture
+def host_service6() -> Iterator[int]:
+    """A service on every IPv6 (and IPv4) address of this host, as `::`-bound servers are."""
+    server = socket.socket(socket.AF_INET6)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.bind(("::", 0))
+    server.listen(16)
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # closed at the end
+            while True:
+                server.accept()[0].close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        server.close()
+
+
+def link_local(bridge: str) -> str | None:
+    """This host's link-local IPv6 address on `bridge` (from /proc/net/if_inet6)."""
+    for line in Path("/proc/net/if_inet6").read_text().splitlines():
+        hexa, _, _, scope, _, name = line.split()
+        if name == bridge and scope == "20":
+            return str(ipaddress.IPv6Address(bytes.fromhex(hexa)))
+    return None
+
+
+def ipv6_attack(network: str, bridge: str, port: int) -> str:
+    """From a container on `network` with IPv6 turned back on (what a future Docker default or
+    a changed setting would give), connect to this host's `::` service over the bridge."""
+    engine = docker.from_env()
+    container = engine.containers.run(
+        SANDBOX_IMAGE, ["sleep", "60"], detach=True, network=network, user="1000:1000",
+        sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.eth0.disable_ipv6": "0"},
+        labels={"codex.test": "ipv6"}, cap_drop=["ALL"],
+    )  # fmt: skip
+    try:
+        address = wait_for(lambda: link_local(bridge), 10, f"an IPv6 address on {bridge}")
+        result = container.exec_run(["python3", "-c", IPV6_ATTACK, f"{address}%eth0", str(port)])
+        assert isinstance(result.output, bytes)
+        return result.output.decode().strip()
+    finally:
+        container.remove(force=True)
+        engine.close()
+
+
+def test_no_sandbox_reaches_the_host_over_ipv6(docker_ready: None, host_service6: int) -> None:
+    engine = docker.from_env()
+    for network in ("codex-setup", "codex-egress"):  # as tasks start them: IPv6 is off
+        bridge = engine.networks.get(network).attrs["Options"]["com.docker.network.bridge.name"]
+        assert ipv6_attack(network, bridge, host_service6).startswith("blocked"), network
+
+        async def ipv6_setting() -> str:
+            spec = SandboxSpec(image=SANDBOX_IMAGE, network=network, label="test-ipv6")  # noqa: B023
+            async with open_sandbox(engine, spec) as sandbox:
+                result = await sandbox.run(
+                    "cat /proc/sys/net/ipv6/conf/all/disable_ipv6", timeout=10
+                )
+            return result.output.strip()
+
+        assert asyncio.run(ipv6_setting()) == "1", f"a task's sandbox on {network} has IPv6 off"
+    engine.close()
+    # The control: the same attack on a network without these rules gets through.
+    with bare_network() as (network, bridge):
+        assert ipv6_attack(network, bridge, host_service6) == "reachable"

@@ -132,6 +132,8 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
             "network: use `network.agent: off`, or `runtime: runc`"
         )
     deps.egress.require(mode)
+    if problem := await deps.network.problem_for(mode):
+        raise AttemptFailed(problem)
     env = await asyncio.shield(job.environment)
     worklog = WorkLog(steps=list(env.steps), notes=list(env.notes))
     label = f"{job.label}/{number}"

@@ -11,6 +11,7 @@ from app.settings import Settings
 from worker.protocols import Model
 from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.egress_service import Egress
+from worker.sandbox.netcheck import NetworkCheck
 
 
 @dataclass(frozen=True)
@@ -21,3 +22,5 @@ class Deps:
     model: Model
     cache: EnvironmentCache
     egress: Egress
+    network: NetworkCheck
+    """The start-up firewall self-test: `await network.problem_for(mode)` before a network."""

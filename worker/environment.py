@@ -29,6 +29,7 @@ from worker.redact import Redactor
 from worker.sandbox import secretscan
 from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
+from worker.sandbox.netcheck import NetworkCheck
 from worker.worklog import Step
 
 SECRETS_DIR = "/run/codex-secrets"
@@ -102,6 +103,8 @@ class SetupJob:
 
     settings: Settings
     cache: EnvironmentCache
+    network: NetworkCheck
+    """The worker's firewall self-test: setup gets no network it did not pass."""
     repo: str
     label: str
     config: repoconfig.RepoConfig
@@ -122,6 +125,8 @@ async def setup_network(job: SetupJob, notes: list[str]) -> str | None:
     if not await network_exists(job.cache.client, network):
         notes.append(f"setup ran without network: no Docker network {network!r}")
         return None
+    if problem := await job.network.problem_for("setup"):
+        raise SetupFailed(problem)
     return network
 
 

@@ -283,6 +283,7 @@ class TaskRun:
         job = environment.SetupJob(
             settings=self.settings,
             cache=self.deps.cache,
+            network=self.deps.network,
             repo=task.repo,
             label=task.job_id,
             config=config,

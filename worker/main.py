@@ -21,6 +21,7 @@ from worker.jobs import run_task
 from worker.model import build_model, openai_client
 from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.egress_service import Egress
+from worker.sandbox.netcheck import NetworkCheck
 
 settings = get_settings()
 
@@ -31,13 +32,15 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["openai"] = client
     engine = docker.from_env()
     cache = EnvironmentCache(engine, settings.env_cache_ttl, settings.cache_secret())
+    egress = await Egress.start(settings, engine)
     ctx["deps"] = Deps(
         settings=settings,
         app_github=gh.app_client(settings),
         docker=engine,
         model=build_model(settings, client),
         cache=cache,
-        egress=await Egress.start(settings, engine),
+        egress=egress,
+        network=NetworkCheck.start(settings, engine, proxy_running=egress.proxy is not None),
     )
     cache.collect_in_background()
 
@@ -48,6 +51,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
         await ctx["openai"].close()
     deps: Deps | None = ctx.get("deps")
     if deps is not None:
+        await deps.network.close()
         await deps.egress.close()
         await gh.close(deps.app_github)
         deps.docker.close()

@@ -1,18 +1,33 @@
 #!/usr/bin/env bash
 # Build the sandbox image without registry access (CI, air-gapped hosts):
 # debootstrap a bookworm rootfs from this machine's apt mirror, import it,
-# then apply Dockerfile.local. Reruns with unchanged deploy/sandbox/ are no-ops.
-# Needs root, debootstrap and a running Docker engine.
+# then apply Dockerfile.local. Reruns with unchanged deploy/sandbox/ and an unchanged host
+# trust store are no-ops. Needs root, debootstrap and a running Docker engine.
+#
+# The image trusts what this host trusts: where outbound TLS is re-signed by a proxy (cloud
+# sandboxes, office networks), the re-signing CA is in the host's bundle and not in Debian's, and
+# without it every `pip install` in the setup phase fails verification. The host's bundle
+# (SANDBOX_CA_BUNDLE, default /etc/ssl/certs/ca-certificates.crt) replaces the image's, and the
+# host's local CAs (/usr/local/share/ca-certificates) go in too, so that an update-ca-certificates
+# inside the sandbox keeps them.
 set -euo pipefail
 
 IMAGE=${SANDBOX_IMAGE:-codex-sandbox:local}
 ROOTFS_IMAGE=codex-rootfs:bookworm
 SUITE=bookworm
-PACKAGES=git,ca-certificates,python3,coreutils,patch,procps
+PACKAGES=git,ca-certificates,python3,python3-pip,python3-venv,coreutils,patch,procps
+HOST_CA=${SANDBOX_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
+LOCAL_CAS=/usr/local/share/ca-certificates
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 build_hash() {
-  (cd "$HERE" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
+  {
+    (cd "$HERE" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum)
+    cat "$HOST_CA"
+    if [[ -d $LOCAL_CAS ]]; then
+      find "$LOCAL_CAS" -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum
+    fi
+  } | sha256sum | cut -c1-16
 }
 image_hash() {
   docker image inspect -f '{{index .Config.Labels "codex.build-hash"}}' "$IMAGE" 2>/dev/null || true
@@ -63,6 +78,12 @@ trim_rootfs() {
     "$ROOTFS"/usr/share/doc/* "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* \
     "$ROOTFS"/usr/share/locale/* "$ROOTFS"/usr/share/lintian
 }
+host_trust() {
+  install -m 644 "$HOST_CA" "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
+  if [[ -d $LOCAL_CAS ]]; then
+    cp -rL --no-preserve=mode,ownership "$LOCAL_CAS/." "$ROOTFS/usr/local/share/ca-certificates/"
+  fi
+}
 import_rootfs() {
   tar -C "$ROOTFS" --numeric-owner -c . | docker import - "$ROOTFS_IMAGE" >/dev/null
 }
@@ -75,6 +96,7 @@ run_debootstrap() {
 
 step debootstrap run_debootstrap
 step trim trim_rootfs
+step "host trust store" host_trust
 OLD=$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 step import import_rootfs
 step build env DOCKER_BUILDKIT=0 docker build -q --network none --build-arg BUILD_HASH="$HASH" \

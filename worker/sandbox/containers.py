@@ -48,6 +48,9 @@ LOST_OUTPUT = (
     "run the command again if you need it]"
 )
 READ_TRIES = 3
+IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+"""Our own setting, whatever the engine's defaults: the firewall rules are IPv4 (and the
+bridges drop IPv6 as well)."""
 
 
 def framed(limit: str, command: str) -> list[str]:
@@ -293,6 +296,7 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
         runtime=spec.runtime,
         labels={"codex.task": spec.label},
         tmpfs=dict(spec.tmpfs) or None,
+        sysctls=IPV6_OFF,
     )
     try:
         container.start()
