@@ -7,7 +7,7 @@ plain data and read in one place:
 
 - ports: 80 and 443 for HTTP requests, 443 only for CONNECT, in every mode;
 - `allowlist`: the host must match `allow` (`*.example.org` matches any subdomain, not the apex)
-  and the method must be in `methods`; methods on HTTPS are only visible with interception;
+  and the method must be in `methods`; HTTPS is always decrypted, so each request is seen;
 - `on`: any host, any method;
 - never an address on the host, its networks or the cloud metadata service (`address_allowed`).
 """
@@ -23,7 +23,7 @@ CONFIG = "`.github/codex.yml`"
 HTTP_PORTS = frozenset({80, 443})
 TUNNEL_PORT = 443
 ALL_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
-"""A `methods` list covering these (or holding `*`) allows everything: no interception needed."""
+"""A `methods` list covering these (or holding `*`) allows every method."""
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
@@ -105,8 +105,9 @@ def _all_methods(policy: NetworkPolicy) -> bool:
 
 
 def needs_interception(policy: NetworkPolicy) -> bool:
-    """HTTPS must be decrypted to enforce `methods`: in `allowlist` mode with a method limit."""
-    return policy.mode == "allowlist" and not _all_methods(policy)
+    """`allowlist` decrypts all HTTPS: to enforce `methods`, and, even when every method is
+    allowed, to check that the requests inside a tunnel name the host it was opened to."""
+    return policy.mode == "allowlist"
 
 
 def _decide_host(policy: NetworkPolicy, host: str) -> Decision:
