@@ -184,7 +184,7 @@ class EgressProxy:
 
     async def _too_many(self, peer: Peer, reason: str) -> None:
         """Over the sandbox's cap: a 429 before any upstream connection, recorded as refused."""
-        outcome = Outcome("?", "", 0, None, False, f"{reason} (429)")
+        outcome = Outcome("?", "", 0, None, False, reason)
         async with self.recording(peer, outcome):
             with contextlib.suppress(Refused, *http.RELAY_ERRORS):
                 event = await peer.side.next_event(2.0)

@@ -97,13 +97,7 @@ class Egress:
         address = await sandbox.join_egress(self.network, self.url, self.ca_pem)
 
         def record(request: Request) -> None:
-            where = request.host if request.port in (80, 443) else f"{request.host}:{request.port}"
-            what = f"{request.method} {where}{request.path or ''}"
-            when = time.strftime("%H:%M:%S", time.gmtime(request.time))
-            verdict = "allowed" if request.allowed else "REFUSED"
-            status = f" → {request.status}" if request.status is not None else ""
-            line = f"{when} {verdict} {what}{status}, {request.bytes} B: {request.reason}"
-            worklog.record_egress(request.allowed, what, line)
+            worklog.record_egress(request.allowed, *egress_line(request))
 
         worklog.network = config.agent
         self.proxy.register(address, policy, record, label=label)
@@ -111,3 +105,14 @@ class Egress:
             yield
         finally:
             self.proxy.unregister(address)
+
+
+def egress_line(request: Request) -> tuple[str, str]:
+    """What was asked (`GET host/path`, or the raw first line of a request the proxy could not
+    parse) and the work log's line for it, with its true verdict."""
+    where = request.host if request.port in (80, 443) else f"{request.host}:{request.port}"
+    what = f"{request.method} {where if request.host else ''}{request.path or ''}"
+    when = time.strftime("%H:%M:%S", time.gmtime(request.time))
+    verdict = "allowed" if request.allowed else "REFUSED"
+    status = f" → {request.status}" if request.status is not None else ""
+    return what, f"{when} {verdict} {what}{status}, {request.bytes} B: {request.reason}"

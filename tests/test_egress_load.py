@@ -1,0 +1,87 @@
+"""One sandbox cannot starve the rest of the shared egress proxy: a flood of slow connections
+from one sandbox address while another sandbox's request still goes through, the flood answered
+429 past its cap without reaching any upstream, and the log bounded."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import wait_for
+from tests.fakes.internet import Internet
+from tests.test_egress import ALLOWLIST, Running, get, recorded
+from worker.sandbox.certs import CertificateAuthority
+from worker.sandbox.egress import EgressProxy
+from worker.sandbox.egress_limits import Caps
+
+FLOOD = 300
+CAP = 32
+
+
+@pytest.fixture
+def proxy(internet: Internet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    internet.seen.clear()
+    ca = CertificateAuthority.load_or_create(tmp_path_factory.mktemp("proxy-ca"))
+    caps = Caps(per_sandbox=CAP, total=1024)
+    running = Running(
+        EgressProxy(ca, hosts=internet.hosts, upstream_ca=internet.ca_file, caps=caps)
+    )
+    yield running
+    running.stop()
+
+
+def test_a_flood_from_one_sandbox_leaves_another_sandboxs_request_alone(
+    proxy: Running, internet: Internet, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "worker.sandbox")
+    flooder = proxy.register(ALLOWLIST, ip="127.0.0.2")
+    other = proxy.register(ALLOWLIST, ip="127.0.0.1")
+    flood: list[socket.socket] = []
+    try:
+        for _ in range(FLOOD):  # slow clients: a head that never ends
+            sock = socket.create_connection(
+                ("127.0.0.1", proxy.port), timeout=10, source_address=("127.0.0.2", 0)
+            )
+            sock.sendall(b"GET http://allowed.example/flood HTTP/1.1\r\n")
+            flood.append(sock)
+        assert get(proxy, "http://allowed.example/other") == (
+            200,
+            b"http allowed.example GET /other 0",
+        )
+        answers = [sock.recv(1024) for sock in flood[CAP:]]
+    finally:
+        for sock in flood:
+            sock.close()
+    assert all(answer.startswith(b"HTTP/1.1 429") for answer in answers)
+    assert b"limit of 32 open connections" in answers[0]
+    assert [seen.path for seen in internet.seen] == ["/other"]
+    [allowed] = recorded(other, 1)
+    assert allowed.allowed and allowed.status == 200
+    over = wait_for(
+        lambda: (
+            [r for r in flooder if "limit of 32" in r.reason] if len(flooder) >= FLOOD else None
+        ),
+        10,
+        "every flood connection recorded",
+    )
+    assert len(over) == FLOOD - CAP and not any(r.allowed for r in flooder)
+    lines = [r for r in caplog.records if r.name.startswith("worker.sandbox")]
+    assert len(lines) < 100, f"{len(lines)} log lines for one flood"
+    assert any("log lines suppressed" in r.getMessage() for r in lines) or len(lines) <= 30
+
+
+def test_the_cap_frees_up_when_the_flood_ends(proxy: Running, internet: Internet) -> None:
+    proxy.register(ALLOWLIST, ip="127.0.0.1")
+    held = [socket.create_connection(("127.0.0.1", proxy.port), timeout=5) for _ in range(CAP)]
+    try:
+        wait_for(lambda: proxy.proxy.caps.open.get("127.0.0.1") == CAP, 5, "the cap filled")
+        status, body = get(proxy, "http://allowed.example/")
+        assert status == 429 and b"close some" in body
+    finally:
+        for sock in held:
+            sock.close()
+    wait_for(lambda: not proxy.proxy.caps.open, 5, "the connections counted out")
+    assert get(proxy, "http://allowed.example/")[0] == 200
