@@ -108,6 +108,12 @@ class Settings(BaseSettings):
     `{"allowed.example": "127.0.0.1:8443"}`. Leave empty in production."""
     egress_upstream_ca: Path | None = None
     """Extra CA bundle the proxy trusts for upstream TLS (test servers, corporate CAs)."""
+    egress_presets: dict[str, list[str]] = Field(default_factory=dict)
+    """Allowlist presets as JSON, name → host patterns, e.g. `{"internal-registries":
+    ["pypi.corp.example", "*.npm.corp.example"]}`; a repository lists `@internal-registries`
+    in `network.allow` (`EGRESS_PRESETS`)."""
+    egress_sandbox_connections: int = Field(default=64, ge=1, le=10_000)
+    """Open connections one sandbox may hold on the egress proxy; more are answered 429."""
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         return (

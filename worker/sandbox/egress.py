@@ -114,7 +114,6 @@ class EgressProxy:
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
-        self.pool.sweep(owner=None)
         for key in list(self.pool.idle):
             self.pool.sweep(owner=key[0])
         if self._server is not None:
@@ -133,13 +132,20 @@ class EgressProxy:
         self.unregister(client_ip)
         self._clients[_canonical(client_ip)] = _Client(policy, record, label)
 
-    def unregister(self, client_ip: str) -> None:
-        """Stop serving `client_ip` and cut its open connections (an address may be reused)."""
+    def unregister(self, client_ip: str) -> set[asyncio.Task[object]]:
+        """Stop serving `client_ip` and cut its open connections (an address may be reused);
+        returns them, ending."""
         ip = _canonical(client_ip)
         client = self._clients.pop(ip, None)
-        for task in list(client.connections if client else ()):
+        cut = set(client.connections if client else ())
+        for task in cut:
             task.cancel()
         self.pool.sweep(owner=ip)
+        return cut
+
+    async def release(self, client_ip: str) -> None:
+        """`unregister`, and wait until the cut connections are recorded."""
+        await asyncio.gather(*self.unregister(client_ip), return_exceptions=True)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task: asyncio.Task[object] | None = asyncio.current_task()

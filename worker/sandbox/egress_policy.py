@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -62,6 +63,31 @@ class Request:
     """The upstream's HTTP status; None when nothing was forwarded or no status was seen."""
     bytes: int
     """Bytes relayed between client and upstream, both directions, excluding request heads."""
+
+
+class UnknownPreset(ValueError):
+    """`network.allow` names an `@preset` the server does not define; says which ones it does."""
+
+
+PRESET = re.compile(r"^@[a-z0-9-]+$")
+"""`@internal-registries`: a name from the server's `EGRESS_PRESETS`."""
+
+
+def expand_presets(allow: Sequence[str], presets: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """`allow` with each `@name` replaced by the host patterns `presets[name]` lists."""
+    expanded: list[str] = []
+    for entry in allow:
+        if not PRESET.match(entry):
+            expanded.append(entry)
+            continue
+        if entry[1:] not in presets:
+            known = ", ".join(f"`@{name}`" for name in sorted(presets)) or "none"
+            raise UnknownPreset(
+                f"{CONFIG} network.allow names `{entry}`, which this server does not define "
+                f"(its EGRESS_PRESETS: {known}): fix the name or ask the operator to add it"
+            )
+        expanded.extend(presets[entry[1:]])
+    return tuple(dict.fromkeys(expanded))
 
 
 def normalize_host(host: str) -> str | None:
