@@ -91,6 +91,7 @@ def test_several_requests_on_one_connection_are_each_decided_and_share_one_upstr
         conn.close()
     assert [seen.path for seen in internet.seen] == ["/one", "/two", "/three"]
     assert len({seen.connection for seen in internet.seen}) == 1  # one upstream connection
+    assert all(r.bytes > 0 for r in records[:3])  # each request's own bytes
     verdicts = [(r.method, r.path, r.allowed) for r in recorded(records, 4)]
     assert verdicts == [
         ("GET", "/one", True), ("GET", "/two", True), ("GET", "/three", True),

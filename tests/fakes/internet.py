@@ -37,6 +37,7 @@ class Seen:
 
 class _Upstream(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body go out in two writes: no delayed-ACK stall
     seen: list[Seen]
     scheme: str
 

@@ -162,8 +162,10 @@ class Side:
     async def send(self, event: h11.Event, timeout: float, *, counted: bool = True) -> None:
         data = self.h11.send(event)
         if data:
-            self.streams.writer.write(data)
-            await within(self.streams.writer.drain(), timeout)
+            writer = self.streams.writer
+            writer.write(data)
+            if writer.transport.get_write_buffer_size() > CHUNK:  # else drain would not wait
+                await within(writer.drain(), timeout)
             if counted:
                 self.traffic.moved(len(data))
 

@@ -84,11 +84,13 @@ async def _once(
 ) -> int:
     upstream.traffic = client.traffic
     await upstream.send(request, idle, counted=False)
-    has_body = request.method not in (b"GET", b"HEAD", b"OPTIONS") or bool(
-        header(request, b"content-length") or header(request, b"transfer-encoding")
-    )
+    lengths = header(request, b"content-length")
+    has_body = bool(header(request, b"transfer-encoding")) or lengths not in ([], [b"0"])
+    if not has_body:  # the common case, and without two tasks per request
+        await _send_body(client, upstream, idle)
+        return await _relay_response(upstream, client, idle, fresh)
     sending = asyncio.ensure_future(_send_body(client, upstream, idle))
-    response = asyncio.ensure_future(_relay_response(upstream, client, idle, fresh or has_body))
+    response = asyncio.ensure_future(_relay_response(upstream, client, idle, True))
     try:
         done, _ = await asyncio.wait({sending, response}, return_when=asyncio.FIRST_COMPLETED)
         if response not in done:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import h11
 
-from worker.sandbox.egress_http import HEAD_LIMIT, Refused, Side, Streams, within
+from worker.sandbox.egress_http import HEAD_LIMIT, Refused, Side, Streams, Traffic, within
 from worker.sandbox.egress_policy import address_allowed, normalize_host
 
 
@@ -115,7 +115,7 @@ class Pool:
         parked = self.idle.setdefault(key, [])
         if side.reusable and len(parked) < self.per_key and not _closed(side):
             side.h11.start_next_cycle()
-            side.traffic.bytes = 0
+            side.traffic = Traffic()  # the exchange's counter stays with its record
             parked.append((side, time.monotonic()))
         else:
             side.streams.writer.close()
