@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -85,3 +86,30 @@ def test_the_cap_frees_up_when_the_flood_ends(proxy: Running, internet: Internet
             sock.close()
     wait_for(lambda: not proxy.proxy.caps.open, 5, "the connections counted out")
     assert get(proxy, "http://allowed.example/")[0] == 200
+
+
+def test_a_head_dripped_byte_by_byte_is_cut_at_the_head_deadline(
+    internet: Internet, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    ca = CertificateAuthority.load_or_create(tmp_path_factory.mktemp("proxy-ca"))
+    running = Running(EgressProxy(ca, hosts=internet.hosts, head_timeout=0.5))
+    try:
+        records = running.register(ALLOWLIST)
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+            raw.sendall(b"GET http://allowed.example/slow HTTP/1.1\r\n")
+            for byte in b"X: " + b"a" * 100:  # a byte every 20 ms: never idle, never done
+                try:
+                    raw.sendall(bytes([byte]))
+                except OSError:
+                    break
+                time.sleep(0.02)
+                if time.monotonic() - started > 1.5:
+                    break
+            answer = raw.recv(1024)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert time.monotonic() - started < 3
+        [record] = recorded(records, 1)
+        assert not record.allowed and record.path == "GET http://allowed.example/slow HTTP/1.1"
+    finally:
+        running.stop()

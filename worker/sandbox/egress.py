@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import h11
@@ -31,37 +29,19 @@ from worker.sandbox import egress_http as http
 from worker.sandbox.certs import CertificateAuthority
 from worker.sandbox.egress_http import Malformed, Refused, Side
 from worker.sandbox.egress_limits import Caps, LogBudget
-from worker.sandbox.egress_policy import NetworkPolicy, Request, decide, decide_connect
+from worker.sandbox.egress_policy import (
+    NetworkPolicy,
+    Request,
+    canonical_ip,
+    decide,
+    decide_connect,
+)
+from worker.sandbox.egress_record import Client, Peer, recording
 from worker.sandbox.egress_relay import forward
 from worker.sandbox.egress_tunnel import Outcome, Tunnels
 from worker.sandbox.egress_upstream import Pool, Upstream
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class _Client:
-    policy: NetworkPolicy
-    record: Callable[[Request], None]
-    label: str
-    connections: set[asyncio.Task[object]] = field(default_factory=set)
-
-
-@dataclass
-class Peer:
-    """One connection from a registered sandbox."""
-
-    client: _Client
-    ip: str
-    side: Side
-
-
-def _canonical(ip: str) -> str:
-    """One spelling per address, also for IPv4 seen through a dual-stack socket."""
-    address = ipaddress.ip_address(ip)
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return str(address.ipv4_mapped)
-    return str(address)
 
 
 class EgressProxy:
@@ -74,21 +54,24 @@ class EgressProxy:
         connect_timeout: float = 10.0,
         idle_timeout: float = 300.0,
         keepalive_timeout: float = 60.0,
+        head_timeout: float = http.HEAD_TIMEOUT,
         caps: Caps | None = None,
     ) -> None:
         """`hosts` maps a name to `address:port`, skipping DNS and the address check for that
         name only (a test hook); `upstream_ca` is trusted for upstream TLS besides the system
         store. `idle_timeout` ends an exchange on which no byte moved for that long;
-        `keepalive_timeout` a client connection waiting that long for its next request."""
+        `keepalive_timeout` a client connection waiting that long for its next request, and
+        `head_timeout` one whose first request head takes longer, however slowly it drips."""
         self._ca = ca
         self.pool = Pool(Upstream(hosts or {}, upstream_ca, connect_timeout))
         self._connect_timeout = connect_timeout
         self._idle = idle_timeout
         self._keepalive = keepalive_timeout
+        self._head_timeout = head_timeout
         self.caps = caps or Caps()
         self._budget = LogBudget(log)
         self._tunnels = Tunnels(self.pool.upstream, ca, connect_timeout, idle_timeout)
-        self._clients: dict[str, _Client] = {}
+        self._clients: dict[str, Client] = {}
         self._connections: set[asyncio.Task[object]] = set()
         self._server: asyncio.Server | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -98,13 +81,8 @@ class EgressProxy:
         self._server = await asyncio.start_server(
             self._serve, bind_host, port, limit=http.HEAD_LIMIT, backlog=1024
         )
-        self._sweeper = asyncio.create_task(self._sweep())
+        self._sweeper = asyncio.create_task(self.pool.sweeping())
         return int(self._server.sockets[0].getsockname()[1])
-
-    async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(5)
-            self.pool.sweep()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -114,8 +92,7 @@ class EgressProxy:
         for task in list(self._connections):
             task.cancel()
         await asyncio.gather(*self._connections, return_exceptions=True)
-        for key in list(self.pool.idle):
-            self.pool.sweep(owner=key[0])
+        self.pool.close()
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -130,12 +107,12 @@ class EgressProxy:
         """Serve connections from `client_ip` under `policy`, passing each request to `record`;
         `label` (the task id) goes in the logs. Call from the proxy's event loop."""
         self.unregister(client_ip)
-        self._clients[_canonical(client_ip)] = _Client(policy, record, label)
+        self._clients[canonical_ip(client_ip)] = Client(policy, record, label)
 
     def unregister(self, client_ip: str) -> set[asyncio.Task[object]]:
         """Stop serving `client_ip` and cut its open connections (an address may be reused);
         returns them, ending."""
-        ip = _canonical(client_ip)
+        ip = canonical_ip(client_ip)
         client = self._clients.pop(ip, None)
         cut = set(client.connections if client else ())
         for task in cut:
@@ -151,7 +128,7 @@ class EgressProxy:
         task: asyncio.Task[object] | None = asyncio.current_task()
         assert task is not None
         peername = writer.get_extra_info("peername")
-        ip = _canonical(peername[0] if peername else "::")
+        ip = canonical_ip(peername[0] if peername else "::")
         client = self._clients.get(ip)
         label = client.label if client else "unregistered"
         over = self.caps.admit(ip)
@@ -165,7 +142,8 @@ class EgressProxy:
                 self._budget.log(label, logging.WARNING, "egress %s %s: %s", label, ip, over)
                 writer.transport.abort()  # no descriptor to spare for an answer
             else:
-                peer = Peer(client, ip, Side(h11.SERVER, http.Streams(reader, writer)))
+                side = Side(h11.SERVER, http.Streams(reader, writer))
+                peer = Peer(client, ip, side, self._budget)
                 await (self._too_many(peer, over) if over else self._handle(peer))
         except asyncio.CancelledError:
             # By unregister() or close(); ending normally, because on Python 3.11 asyncio's own
@@ -191,7 +169,7 @@ class EgressProxy:
     async def _too_many(self, peer: Peer, reason: str) -> None:
         """Over the sandbox's cap: a 429 before any upstream connection, recorded as refused."""
         outcome = Outcome("?", "", 0, None, False, reason)
-        async with self.recording(peer, outcome):
+        async with recording(peer, outcome):
             with contextlib.suppress(Refused, *http.RELAY_ERRORS):
                 event = await peer.side.next_event(2.0)
                 if isinstance(event, h11.Request):
@@ -203,22 +181,26 @@ class EgressProxy:
         """The next request on the connection, None once the client is done; a malformed one
         is answered, recorded with its raw first line, and ends the connection."""
         try:
-            event = await peer.side.next_event(timeout)
+            async with asyncio.timeout(timeout):  # for the whole head: no slow-loris drip
+                event = await peer.side.next_event(timeout)
         except Malformed as bad:
             outcome = Outcome("?", "", 0, bad.raw, False, bad.reason)
-            async with self.recording(peer, outcome):
+            async with recording(peer, outcome):
                 raise
             return None
         except TimeoutError:
             if peer.side.h11.their_state is h11.IDLE and not peer.side.h11.trailing_data[0]:
                 return None  # a kept-alive connection with nothing more to say
-            raise
+            outcome = Outcome("?", "", 0, peer.side.first_line, False, "")
+            async with recording(peer, outcome):
+                raise Refused(408, f"request not received within {timeout:g} s") from None
+            return None
         return event if isinstance(event, h11.Request) else None
 
     async def _handle(self, peer: Peer, *, host: str | None = None) -> None:
         """Requests on one client connection until it closes; `host` is the CONNECT host when
         this connection is the decrypted inside of a tunnel."""
-        timeout = http.HEAD_TIMEOUT
+        timeout = self._head_timeout
         while (request := await self._next_request(peer, timeout)) is not None:
             if request.method == b"CONNECT" and host is None:
                 await self._connect(peer, request)
@@ -235,7 +217,7 @@ class EgressProxy:
         outcome = Outcome(method, inner or "", 443 if inner else 0, target, False, "")
         peer.side.traffic = http.Traffic()
         outcome.traffic = peer.side.traffic
-        async with self.recording(peer, outcome):
+        async with recording(peer, outcome):
             if inner is None:
                 host, port, path = http.parse_absolute(target, "http")
             else:
@@ -264,14 +246,14 @@ class EgressProxy:
             host, port = http.parse_authority(target, None)
         except Refused as refused:
             outcome.path, outcome.reason = target, refused.reason
-            async with self.recording(peer, outcome):
+            async with recording(peer, outcome):
                 raise
             return
         decision = decide_connect(peer.client.policy, host, port)
         outcome.host, outcome.port = host, port
         outcome.allowed, outcome.reason = decision.allowed, decision.reason
         if not decision.allowed or peer.client.policy.mode == "on":
-            async with self.recording(peer, outcome):
+            async with recording(peer, outcome):
                 outcome.go_ahead()
                 await self._tunnels.splice(peer.side, outcome)
             return
@@ -279,35 +261,5 @@ class EgressProxy:
             peer.side = Side(h11.SERVER, peer.side.streams)
             await self._handle(peer, host=host)
         else:
-            async with self.recording(peer, outcome):
+            async with recording(peer, outcome):
                 return
-
-    @contextlib.asynccontextmanager
-    async def recording(self, peer: Peer, outcome: Outcome) -> AsyncIterator[None]:
-        """Answer a `Refused` for the client, note a relay cut short, and record the outcome."""
-        try:
-            yield
-        except Refused as refused:
-            outcome.allowed = outcome.allowed and refused.tried
-            outcome.reason = refused.reason
-            outcome.answered = refused.status
-            await http.respond(peer.side, refused.status, refused.reason)
-        except http.RELAY_ERRORS as error:
-            outcome.reason += f"; relay ended early: {error!r}"
-        finally:
-            self._log(peer, outcome)
-            try:
-                peer.client.record(outcome.request())
-            except Exception:
-                log.exception("egress %s %s: record callback failed", peer.client.label, peer.ip)
-
-    def _log(self, peer: Peer, outcome: Outcome) -> None:
-        verdict = "allowed" if outcome.allowed else "denied"
-        answered = f", answered {outcome.answered}" if outcome.answered else ""
-        self._budget.log(
-            peer.client.label,
-            logging.INFO,
-            "egress %s %s: %s %s, %s (status %s%s, %d bytes)",
-            *(peer.client.label, peer.ip, outcome.target, verdict, outcome.reason),
-            *(outcome.status, answered, outcome.bytes),
-        )

@@ -90,6 +90,14 @@ def expand_presets(allow: Sequence[str], presets: Mapping[str, Sequence[str]]) -
     return tuple(dict.fromkeys(expanded))
 
 
+def canonical_ip(ip: str) -> str:
+    """One spelling per address, also for IPv4 seen through a dual-stack socket."""
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
 def normalize_host(host: str) -> str | None:
     """Lower-case `host` without its trailing dot; None unless it is a DNS name or IP literal."""
     host = host.strip().lower()

@@ -132,6 +132,15 @@ class Pool:
             if not keep:
                 del self.idle[key]
 
+    async def sweeping(self, every: float = 5.0) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.sweep()
+
+    def close(self) -> None:
+        for key in list(self.idle):
+            self.sweep(owner=key[0])
+
 
 def _closed(side: Side) -> bool:
     return side.streams.reader.at_eof() or side.streams.writer.is_closing()
