@@ -16,7 +16,7 @@ from tests.fakes.internet import Internet
 from tests.test_egress import ALLOWLIST, Running, get, recorded
 from worker.sandbox.certs import CertificateAuthority
 from worker.sandbox.egress import EgressProxy
-from worker.sandbox.egress_limits import Caps
+from worker.sandbox.egress_limits import Caps, LogBudget
 
 FLOOD = 300
 CAP = 32
@@ -113,3 +113,29 @@ def test_a_head_dripped_byte_by_byte_is_cut_at_the_head_deadline(
         assert not record.allowed and record.path == "GET http://allowed.example/slow HTTP/1.1"
     finally:
         running.stop()
+
+
+def test_caps_count_per_sandbox_and_in_total() -> None:
+    caps = Caps(per_sandbox=2, total=4)
+    assert [caps.admit("a"), caps.admit("a"), caps.admit("b")] == [None, None, None]
+    assert "2 open connections" in (caps.admit("a") or "")
+    caps.leave("a")
+    assert caps.admit("c") is None
+    assert "all sandboxes" in (caps.admit("d") or "")
+    for ip in ("a", "a", "b", "c", "d"):
+        caps.leave(ip)
+    assert not caps.open and caps.admit("c") is None
+
+
+def test_a_log_budget_says_how_many_lines_it_kept_back(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "budget")
+    budget = LogBudget(logging.getLogger("budget"), lines=3, window=0.2)
+    for number in range(10):
+        budget.log("task-1", logging.INFO, "line %d", number)
+    budget.log("task-2", logging.INFO, "another sandbox's line")
+    time.sleep(0.25)
+    budget.log("task-1", logging.INFO, "after the window")
+    assert [r.getMessage() for r in caplog.records] == [
+        "line 0", "line 1", "line 2", "another sandbox's line",
+        "egress task-1: 7 log lines suppressed", "after the window",
+    ]  # fmt: skip
