@@ -118,7 +118,7 @@ class Side:
         self.h11 = h11.Connection(role, max_incomplete_event_size=HEAD_LIMIT)
         self.streams = streams
         self.traffic = Traffic()
-        self.first_line = ""
+        self._head = b""
 
     async def next_event(self, timeout: float) -> object:
         """The next event; a request head is checked by `check_head` first. `timeout` is the
@@ -126,7 +126,7 @@ class Side:
         while True:
             if self.h11.our_role is h11.SERVER and self.h11.their_state is h11.IDLE:
                 buffered = self.h11.trailing_data[0]
-                self.first_line = printable(buffered.split(b"\n", 1)[0].rstrip(b"\r"))
+                self._head = buffered
                 check_head(buffered)
                 self._host_for_connect(buffered)
             try:
@@ -150,6 +150,11 @@ class Side:
         target = line.split(b" ")[1] if line.count(b" ") == 2 else b""
         self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=HEAD_LIMIT)
         self.h11.receive_data(line + b"\r\nHost: " + target + b"\r\n" + rest)
+
+    @property
+    def first_line(self) -> str:
+        """The first line of the last request head as received, for the log."""
+        return printable(self._head[:512].split(b"\n", 1)[0].rstrip(b"\r"))
 
     async def _read(self, timeout: float) -> bytes:
         while True:

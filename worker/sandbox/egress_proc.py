@@ -30,9 +30,25 @@ from worker.sandbox.egress_policy import NetworkPolicy, Request
 log = logging.getLogger(__name__)
 
 
-def _emit(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
+FLUSH_EVERY = 0.05
+"""Seconds request lines may wait to go out together (one wake-up of the worker per batch);
+acknowledgements go out at once, after every line before them."""
+_flushing: list[asyncio.TimerHandle] = []
+
+
+def _flush() -> None:
+    _flushing.clear()
     sys.stdout.flush()
+
+
+def _emit(message: dict[str, Any], *, now: bool = True) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    if now:
+        for handle in _flushing:
+            handle.cancel()
+        _flush()
+    elif not _flushing:
+        _flushing.append(asyncio.get_running_loop().call_later(FLUSH_EVERY, _flush))
 
 
 def _proxy(config: dict[str, Any]) -> EgressProxy:
@@ -45,7 +61,7 @@ def _proxy(config: dict[str, Any]) -> EgressProxy:
 
 def _recorder(ip: str) -> Any:
     def record(request: Request) -> None:
-        _emit({"event": "request", "ip": ip, "request": dataclasses.asdict(request)})
+        _emit({"event": "request", "ip": ip, "request": dataclasses.asdict(request)}, now=False)
 
     return record
 
