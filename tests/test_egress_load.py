@@ -139,3 +139,30 @@ def test_a_log_budget_says_how_many_lines_it_kept_back(caplog: pytest.LogCapture
         "line 0", "line 1", "line 2", "another sandbox's line",
         "egress task-1: 7 log lines suppressed", "after the window",
     ]  # fmt: skip
+
+
+def test_past_the_global_cap_connections_are_cut_unread_and_recorded(
+    internet: Internet, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    ca = CertificateAuthority.load_or_create(tmp_path_factory.mktemp("proxy-ca"))
+    caps = Caps(per_sandbox=1000, total=5)
+    running = Running(EgressProxy(ca, hosts=internet.hosts, caps=caps))
+    try:
+        records = running.register(ALLOWLIST)
+        held = [socket.create_connection(("127.0.0.1", running.port), timeout=5) for _ in range(5)]
+        wait_for(lambda: caps.open.total() == 5, 5, "five connections held")
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as extra:
+            try:
+                extra.sendall(b"GET http://allowed.example/ HTTP/1.1\r\n\r\n")
+                answer = extra.recv(1024)
+            except (ConnectionResetError, BrokenPipeError):
+                answer = b""  # cut: no answer at all
+            assert answer == b""
+        for sock in held:
+            sock.close()
+        [cut, *_] = recorded(records, 1)
+        assert not cut.allowed and "limit of 5 connections for all sandboxes" in cut.reason
+        wait_for(lambda: not caps.open, 5, "the connections counted out")
+        assert get(running, "http://allowed.example/")[0] == 200
+    finally:
+        running.stop()

@@ -157,3 +157,16 @@ def test_allowlist_refuses_a_host_header_other_than_the_connect_host_even_if_all
     assert internet.seen == []
     [record] = recorded(records, 1)
     assert not record.allowed and "Host header" in record.reason
+
+
+def test_bytes_sent_before_the_tunnel_is_established_are_refused(
+    proxy: Running, internet: Internet
+) -> None:
+    """They would reach neither the TLS layer nor the log: refused, and recorded."""
+    records = proxy.register(NetworkPolicy("allowlist", ("tls.allowed.example",)))
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as raw:
+        raw.sendall(b"CONNECT tls.allowed.example:443 HTTP/1.1\r\n\r\n\x16\x03\x01early")
+        reply = b"".join(iter(lambda: raw.recv(65536), b""))
+    assert reply.startswith(b"HTTP/1.1 400") and b"before the tunnel" in reply
+    [record] = recorded(records, 1)
+    assert (record.method, record.allowed) == ("CONNECT", False)

@@ -136,11 +136,13 @@ class EgressProxy:
         if client is not None:
             client.connections.add(task)
         try:
-            if client is None:
-                await self._refuse(ip, Side(h11.SERVER, http.Streams(reader, writer)))
-            elif over and self.caps.open.total() > self.caps.total:
+            if over and self.caps.open.total() > self.caps.total:
                 self._budget.log(label, logging.WARNING, "egress %s %s: %s", label, ip, over)
-                writer.transport.abort()  # no descriptor to spare for an answer
+                writer.transport.abort()  # no descriptor to spare for an answer, nor a read
+                if client is not None:
+                    client.record(Outcome("?", "", 0, None, False, f"{over}: cut").request())
+            elif client is None:
+                await self._refuse(ip, Side(h11.SERVER, http.Streams(reader, writer)))
             else:
                 side = Side(h11.SERVER, http.Streams(reader, writer))
                 peer = Peer(client, ip, side, self._budget)
@@ -171,7 +173,8 @@ class EgressProxy:
         outcome = Outcome("?", "", 0, None, False, reason)
         async with recording(peer, outcome):
             with contextlib.suppress(Refused, *http.RELAY_ERRORS):
-                event = await peer.side.next_event(2.0)
+                async with asyncio.timeout(2.0):  # the head, to log it; not a slot to hold
+                    event = await peer.side.next_event(2.0)
                 if isinstance(event, h11.Request):
                     outcome.method = event.method.decode("latin-1")
                     outcome.path = http.printable(event.target)
@@ -256,6 +259,10 @@ class EgressProxy:
             async with recording(peer, outcome):
                 outcome.go_ahead()
                 await self._tunnels.splice(peer.side, outcome)
+            return
+        if peer.side.h11.trailing_data[0]:  # bytes the TLS layer would never see
+            async with recording(peer, outcome):
+                raise Refused(400, "data sent before the tunnel was established")
             return
         if await self._tunnels.decrypt(peer.side, host, outcome):
             peer.side = Side(h11.SERVER, peer.side.streams)

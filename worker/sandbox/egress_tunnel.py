@@ -74,8 +74,6 @@ class Tunnels:
     async def decrypt(self, side: Side, host: str, outcome: Outcome) -> bool:
         """Answer the CONNECT and take the client's TLS with a leaf for `host`; False (and
         `outcome` says why) when the handshake fails."""
-        if side.h11.trailing_data[0]:
-            raise Refused(400, "data sent before the tunnel was established")
         context = self.ca.leaf_context(host)
         # The client sends its ClientHello as soon as it reads the 200: it must stay in the
         # socket for the TLS layer, not land in the plain stream's buffer.
