@@ -32,17 +32,20 @@ TARGET = 1.5
 POLICY = NetworkPolicy("allowlist", ("allowed.example", "tls.allowed.example"), ("GET",))
 
 
-def _timed(connection: http.client.HTTPConnection, path: str, requests: int) -> float:
-    """Median seconds per request of `requests` GETs on one kept-alive connection."""
+def _timed(
+    connection: http.client.HTTPConnection, path: str, requests: int, warm: int = 5
+) -> float:
+    """Median seconds per request of `requests` GETs on one kept-alive connection, after
+    `warm` that pay the connections and handshakes."""
     took = []
-    for number in range(requests + 5):
+    for number in range(requests + warm):
         started = time.perf_counter()
         connection.request("GET", path)
         response = connection.getresponse()
         response.read()
         if response.status != 200:
             raise RuntimeError(f"{path}: {response.status}")
-        if number >= 5:  # the first ones pay the connections and handshakes
+        if number >= warm:
             took.append(time.perf_counter() - started)
     connection.close()
     return statistics.median(took)
@@ -55,11 +58,23 @@ def _runs(internet: _Remote, proxy_port: int) -> dict[str, Callable[[int], float
     proxied_tls = ssl.create_default_context(cafile=internet.directory / "proxy-ca.pem")
 
     def tunnel(requests: int) -> float:
+        return _timed(tunnel_to(), "/bench", requests)
+
+    def new_tunnels(requests: int) -> float:
+        took = []
+        for _ in range(max(20, requests // 10)):
+            started = time.perf_counter()
+            _timed(tunnel_to(), "/bench", 1, warm=0)
+            took.append(time.perf_counter() - started)
+        return statistics.median(took)
+
+    def tunnel_to() -> http.client.HTTPSConnection:
         connection = http.client.HTTPSConnection("127.0.0.1", proxy_port, context=proxied_tls)
         connection.set_tunnel("tls.allowed.example", 443)
-        return _timed(connection, "/bench", requests)
+        return connection
 
     return {
+        "https new tunnel": new_tunnels,
         "http direct": lambda n: _timed(http.client.HTTPConnection("127.0.0.1", plain), "/b", n),
         "http proxied": lambda n: _timed(
             http.client.HTTPConnection("127.0.0.1", proxy_port), "http://allowed.example/b", n
@@ -138,6 +153,10 @@ def bench_proxy(requests: int) -> list[Row]:
             note += f"; {logged} requests logged with verdicts"
         rows.append(Row(f"{scheme} request through the egress proxy (kept alive)",
                         f"{proxied * 1e3:.2f} ms", ratio(proxied, direct), note))  # fmt: skip
+    fresh = seconds["https new tunnel"]
+    rows.append(Row("https request on a new tunnel each (CONNECT, two TLS handshakes)",
+                    f"{fresh * 1e3:.2f} ms", ratio(fresh, seconds["https direct"]),
+                    "what every request paid when the proxy closed after one"))  # fmt: skip
     return rows
 
 
