@@ -193,3 +193,29 @@ def test_a_refused_request_in_the_log_line_says_refused(proxy: Running) -> None:
     what, line = egress_line(request)
     assert what == "? GET http://x.example/ HTTP/1.1"
     assert "REFUSED" in line and line.endswith(": bad")
+
+
+def test_an_upstream_that_answers_garbage_is_502_and_stays_allowed(
+    proxy_ca: CertificateAuthority,
+) -> None:
+    """The request was allowed and forwarded: the log must not call it refused."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def garbage() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/9 what\r\n\r\n")
+
+    threading.Thread(target=garbage, daemon=True).start()
+    port = server.getsockname()[1]
+    running = Running(EgressProxy(proxy_ca, hosts={"raw.example": f"127.0.0.1:{port}"}))
+    try:
+        records = running.register(ON)
+        reply = exchange(running, b"GET http://raw.example/ HTTP/1.1\r\nHost: raw.example\r\n\r\n")
+    finally:
+        running.stop()
+        server.close()
+    assert reply.startswith(b"HTTP/1.1 502") and b"bad response from upstream" in reply
+    [record] = recorded(records, 1)
+    assert record.allowed and record.status is None and "bad response" in record.reason

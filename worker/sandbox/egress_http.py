@@ -64,6 +64,13 @@ class Malformed(Refused):
         self.raw = raw
 
 
+class UpstreamBroken(Refused):
+    """The upstream's HTTP could not be read (or it closed mid-message): 502, still allowed."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(status, reason, tried=True)
+
+
 class Streams(NamedTuple):
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
@@ -132,6 +139,8 @@ class Side:
             try:
                 event = self.h11.next_event()
             except h11.RemoteProtocolError as error:
+                if self.h11.our_role is h11.CLIENT:
+                    raise UpstreamBroken(502, f"bad response from upstream: {error}") from None
                 status = error.error_status_hint
                 raise Malformed(status, f"malformed request: {error}", self.first_line) from None
             if event is not h11.NEED_DATA:

@@ -21,6 +21,7 @@ from worker.sandbox.egress_http import (
     Side,
     Streams,
     Traffic,
+    UpstreamBroken,
     forwarded_headers,
     header,
     within,
@@ -51,7 +52,7 @@ async def _relay_response(upstream: Side, client: Side, idle: float, fresh: bool
     while True:
         try:
             event = await upstream.next_event(idle)
-        except (OSError, h11.RemoteProtocolError):
+        except (OSError, UpstreamBroken):
             if status == 0 and not fresh:
                 raise _Stale from None
             raise
