@@ -31,7 +31,7 @@ def fetch(port: int, url: str) -> int:
 def test_the_proxy_process_serves_a_registered_sandbox_and_streams_its_log(
     internet: Internet, tmp_path: Path
 ) -> None:
-    async def scenario() -> tuple[list[Request], list[int], int]:
+    async def scenario() -> tuple[list[Request], list[int], int, bytes]:
         config = {
             "bind": "127.0.0.1", "port": 0, "ca_dir": str(tmp_path / "ca"),
             "hosts": internet.hosts, "upstream_ca": str(internet.ca_file), "per_sandbox": 8,
@@ -48,12 +48,19 @@ def test_the_proxy_process_serves_a_registered_sandbox_and_streams_its_log(
             ]
             await process.unregister("127.0.0.1")
             after = await asyncio.to_thread(fetch, process.port, "http://allowed.example/")
-            return records, [before, *statuses, after], process.process.pid
+            pid = process.process.pid
+            environment = await asyncio.to_thread(Path(f"/proc/{pid}/environ").read_bytes)
+            return records, [before, *statuses, after], pid, environment
         finally:
             await process.close()
 
-    records, statuses, pid = asyncio.run(scenario())
+    os.environ["OPENAI_API_KEY"] = "sk-test-not-for-the-proxy"
+    try:
+        records, statuses, pid, environment = asyncio.run(scenario())
+    finally:
+        del os.environ["OPENAI_API_KEY"]
     assert pid != os.getpid()
+    assert b"sk-test-not-for-the-proxy" not in environment  # no worker secret in the proxy
     assert statuses == [403, 200, 403, 403]  # unregistered, allowed, denied, unregistered
     assert [(r.host, r.path, r.allowed, r.status) for r in records] == [
         ("allowed.example", "/in", True, 200), ("denied.example", "/out", False, None),

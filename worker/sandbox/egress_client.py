@@ -12,6 +12,7 @@ import contextlib
 import itertools
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,9 @@ from worker.sandbox.egress_policy import NetworkPolicy, Request
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
+INHERITED = ("PATH", "PYTHONPATH", "HOME", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR")
+"""The environment the proxy gets: none of the worker's secrets (GitHub key, OpenAI key,
+webhook secret), which the process that faces every sandbox has no use for."""
 COMMAND_TIMEOUT = 30.0
 
 
@@ -40,8 +44,9 @@ class ProxyProcess:
     async def start(cls, config: dict[str, Any]) -> ProxyProcess:
         """Start the process with `config` (see `egress_proc`); `ProxyGone` if it cannot
         listen, with its reason."""
+        environment = {name: os.environ[name] for name in INHERITED if name in os.environ}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker.sandbox.egress_proc",
+            sys.executable, "-m", "worker.sandbox.egress_proc", env=environment,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20,
         )  # fmt: skip
         assert process.stdin is not None and process.stdout is not None
