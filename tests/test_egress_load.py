@@ -17,6 +17,7 @@ from tests.test_egress import ALLOWLIST, Running, get, recorded
 from worker.sandbox.certs import CertificateAuthority
 from worker.sandbox.egress import EgressProxy
 from worker.sandbox.egress_limits import Caps, LogBudget
+from worker.sandbox.egress_policy import NetworkPolicy
 
 FLOOD = 300
 CAP = 32
@@ -164,5 +165,34 @@ def test_past_the_global_cap_connections_are_cut_unread_and_recorded(
         assert not cut.allowed and "limit of 5 connections for all sandboxes" in cut.reason
         wait_for(lambda: not caps.open, 5, "the connections counted out")
         assert get(running, "http://allowed.example/")[0] == 200
+    finally:
+        running.stop()
+
+
+def test_a_stalled_body_and_an_idle_connection_are_let_go(
+    internet: Internet, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    ca = CertificateAuthority.load_or_create(tmp_path_factory.mktemp("proxy-ca"))
+    proxy = EgressProxy(ca, hosts=internet.hosts, idle_timeout=0.5, keepalive_timeout=0.5)
+    running = Running(proxy)
+    try:
+        records = running.register(NetworkPolicy("on"))
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+            raw.sendall(b"POST http://allowed.example/up HTTP/1.1\r\nHost: allowed.example\r\n"
+                        b"Content-Length: 10\r\n\r\nabc")  # fmt: skip
+            stalled = b"".join(iter(lambda: raw.recv(1024), b""))
+        assert stalled.startswith(b"HTTP/1.1 408") and b"nothing moved for 0.5 s" in stalled
+        [record] = recorded(records, 1)
+        assert record.status is None and "nothing moved" in record.reason
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as raw:
+            raw.sendall(b"GET http://allowed.example/ HTTP/1.1\r\nHost: allowed.example\r\n\r\n")
+            answer = raw.recv(1024)
+            while not answer.endswith(b"GET / 0"):
+                answer += raw.recv(1024)
+            assert answer.startswith(b"HTTP/1.1 200")
+            started = time.monotonic()
+            assert raw.recv(1024) == b""  # closed once idle past the keep-alive timeout
+            assert time.monotonic() - started < 3
+        assert len(recorded(records, 2)) == 2
     finally:
         running.stop()

@@ -126,6 +126,7 @@ class Side:
         self.streams = streams
         self.traffic = Traffic()
         self._head = b""
+        self._held = b""
 
     async def next_event(self, timeout: float) -> object:
         """The next event; a request head is checked by `check_head` first. `timeout` is the
@@ -173,9 +174,14 @@ class Side:
                 if time.monotonic() - self.traffic.last >= timeout:
                     raise
 
-    async def send(self, event: h11.Event, timeout: float, *, counted: bool = True) -> None:
-        data = self.h11.send(event)
-        if data:
+    async def send(
+        self, event: h11.Event, timeout: float, *, counted: bool = True, hold: bool = False
+    ) -> None:
+        """Write `event`; `hold` keeps it for the next write (a response head goes out with
+        its first body bytes: one segment, one wake-up of the reader)."""
+        data = self._held + (self.h11.send(event) or b"")
+        self._held = data if hold else b""
+        if data and not hold:
             writer = self.streams.writer
             writer.write(data)
             if writer.transport.get_write_buffer_size() > CHUNK:  # else drain would not wait

@@ -65,9 +65,8 @@ async def _relay_response(upstream: Side, client: Side, idle: float, fresh: bool
         elif isinstance(event, h11.Response):
             status = event.status_code
             headers = forwarded_headers(event.headers)
-            await client.send(
-                h11.Response(status_code=status, headers=headers, reason=event.reason), idle
-            )
+            response = h11.Response(status_code=status, headers=headers, reason=event.reason)
+            await client.send(response, idle, hold=True)
         elif isinstance(event, h11.Data):
             await client.send(h11.Data(data=event.data), idle)
         elif isinstance(event, h11.EndOfMessage):
@@ -113,6 +112,11 @@ async def forward(client: Side, request: h11.Request, pool: Pool, key: Key, idle
         except _Stale:
             upstream.streams.writer.close()
             continue
+        except TimeoutError:
+            upstream.streams.writer.close()
+            if client.h11.our_state is not h11.SEND_RESPONSE:
+                raise  # the response had begun: all that is left is to cut the connection
+            raise Refused(408, f"nothing moved for {idle:g} s", tried=True) from None
         except BaseException:
             upstream.streams.writer.close()
             raise
