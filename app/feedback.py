@@ -146,6 +146,11 @@ def repository_settings(settings: Settings, repo: str, config: str | None) -> st
     if defaults := settings.defaults_for(repo):
         dumped = json.dumps(defaults, indent=2, sort_keys=True)
         parts.append(f"Server defaults for `{repo}` (`REPO_DEFAULTS`):\n\n```json\n{dumped}\n```")
+    if presets := settings.egress_presets:
+        listed = [f"`@{name}`: {', '.join(f'`{host}`' for host in hosts[:20]) or 'no hosts'}"
+                  for name, hosts in sorted(presets.items())[:20]]  # fmt: skip
+        parts.append("Allowlist presets for `network.allow` (`EGRESS_PRESETS`):\n\n- "
+                     + "\n- ".join(listed))  # fmt: skip
     if config is None:
         parts.append(f"`{CONFIG_PATH}` is not on the default branch: the defaults apply.")
     else:

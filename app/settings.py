@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     refuses. The CVE forwards DNS out of the internal egress network only when the host's
     resolver is on loopback: set this when it is not, or until the engine is upgraded."""
 
+    egress_presets: dict[str, list[str]] = Field(default_factory=dict)
+    """Allowlist presets as JSON, name → host patterns, e.g. `{"internal-registries":
+    ["pypi.corp.example", "*.npm.corp.example"]}`; a repository lists `@internal-registries`
+    in `network.allow` (`EGRESS_PRESETS`)."""
+    egress_sandbox_connections: int = Field(default=64, ge=1, le=10_000)
+    """Open connections one sandbox may hold on the egress proxy; more are answered 429."""
+
     @field_validator("sandbox_images", mode="before")
     @classmethod
     def _images_for_everyone(cls, value: Any) -> Any:

@@ -12,6 +12,8 @@
    Starlette's.
 6. Webhook ack (`ack`): latency at a fixed rate against a bare Starlette 202 endpoint, for
    ignored deliveries and for deliveries that each queue a task.
+7. Egress proxy (`proxy`): kept-alive HTTP and HTTPS requests through the proxy process against
+   the same requests straight to the server (needs no running system).
 
 Prints a line per figure as it goes, then the Markdown table for the README. Loopback only;
 every wait is bounded. The knobs are environment variables (see `Knobs`); for a quick look,
@@ -34,12 +36,13 @@ from bench import memory
 from bench.ack import bench_ack
 from bench.cache import bench_cache
 from bench.overhead import bench_overhead
+from bench.proxy import bench_proxy
 from bench.report import Row, progress, show, table
 from bench.repos import bench_repos
 from bench.system import running_system
 from bench.throughput import bench_throughput
 
-ALL = ("overhead", "repos", "cache", "throughput", "ack")
+ALL = ("overhead", "repos", "cache", "throughput", "ack", "proxy")
 
 
 def _ints(text: str) -> list[int]:
@@ -66,6 +69,8 @@ class Knobs:
     """Throughput tasks per slot (`BENCH_TASKS_PER_SLOT`)."""
     think: int
     """Seconds each throughput task's command sleeps: the fixed think time (`BENCH_THINK`)."""
+    proxy_requests: int
+    """Requests per egress proxy run (`BENCH_PROXY_REQUESTS`)."""
     only: list[str]
     """Which benchmarks run (`BENCH_ONLY`, comma-separated names from `ALL`)."""
 
@@ -85,12 +90,18 @@ class Knobs:
             slots=_ints(get("BENCH_SLOTS", "1,2,4")),
             per_slot=int(get("BENCH_TASKS_PER_SLOT", "2")),
             think=int(get("BENCH_THINK", "5")),
+            proxy_requests=int(get("BENCH_PROXY_REQUESTS", "500")),
             only=only,
         )
 
 
 def measure(logs: Path, knobs: Knobs) -> list[Row]:
     rows: list[Row] = []
+    if "proxy" in knobs.only:
+        progress(f"egress proxy: {knobs.proxy_requests} requests per run, direct first")
+        rows += show(bench_proxy(knobs.proxy_requests))
+    if not set(knobs.only) - {"proxy"}:
+        return rows
     with running_system(logs) as system:
         if "overhead" in knobs.only:
             progress("task overhead")

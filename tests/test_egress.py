@@ -101,7 +101,7 @@ def get(
     """A plain-HTTP request through the proxy, as `http_proxy=` makes a client send it."""
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=5)
     try:
-        conn.request(method, url, body=body, headers=headers or {})
+        conn.request(method, url, body=body, headers={"Connection": "close", **(headers or {})})
         response = conn.getresponse()
         return response.status, response.read()
     finally:
@@ -282,15 +282,17 @@ def test_on_mode_tunnels_without_interception(proxy: Running, internet: Internet
     assert record.bytes > len(body)
 
 
-def test_allowlist_with_every_method_tunnels_without_interception(
-    proxy: Running, internet: Internet
+def test_allowlist_with_every_method_is_intercepted_too(
+    proxy: Running, internet: Internet, proxy_ca: CertificateAuthority
 ) -> None:
+    """`methods: ['*']` used to mean an unread tunnel, in which any Host could hide (issue 11):
+    `allowlist` now always decrypts, so each request is seen and recorded."""
     records = proxy.register(NetworkPolicy("allowlist", ("tls.allowed.example",), ("*",)))
-    status, _, peer = https(proxy, "tls.allowed.example", internet.ca.cert_pem, "POST")
+    status, _, peer = https(proxy, "tls.allowed.example", proxy_ca.cert_pem, "POST")
     assert status == 200
-    peer.verify_directly_issued_by(internet.ca.cert)
+    peer.verify_directly_issued_by(proxy_ca.cert)
     [record] = recorded(records, 1)
-    assert (record.method, record.allowed) == ("CONNECT", True)
+    assert (record.method, record.path, record.allowed) == ("POST", "/", True)
 
 
 def test_unregistered_clients_are_refused(
@@ -413,12 +415,10 @@ def test_methods_and_ports() -> None:
     assert not decide_connect(ON, "anything.example", 8443).allowed
 
 
-def test_interception_only_when_methods_are_limited() -> None:
+def test_interception_in_allowlist_mode_whatever_the_methods() -> None:
     assert needs_interception(ALLOWLIST)
     assert not needs_interception(ON)
-    assert not needs_interception(NetworkPolicy("allowlist", ("a.example",), ("*",)))
-    every = ("GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE")
-    assert not needs_interception(NetworkPolicy("allowlist", ("a.example",), every))
+    assert needs_interception(NetworkPolicy("allowlist", ("a.example",), ("*",)))
 
 
 @pytest.mark.parametrize(

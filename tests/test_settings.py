@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from app.feedback import repository_settings
 from app.settings import Settings, SettingsError, get_settings
 
 VALID = {
@@ -92,3 +93,10 @@ def test_config_defaults_for_every_repository_its_owner_and_itself(
     }  # fmt: skip
     assert settings.defaults_for("octo/web")["network"] == {"agent": "off", "allow": ["pypi.org"]}
     assert settings.defaults_for("other/lib") == defaults["*"]
+
+
+def test_help_shows_what_each_allowlist_preset_expands_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    presets = {"internal-registries": ["pypi.corp.example", "*.npm.corp.example"]}
+    settings = load(monkeypatch, EGRESS_PRESETS=json.dumps(presets))
+    text = repository_settings(settings, "octo/app", "network: {agent: allowlist}\n")
+    assert "`@internal-registries`: `pypi.corp.example`, `*.npm.corp.example`" in text

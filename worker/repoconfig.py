@@ -22,7 +22,7 @@ from pydantic import (
 
 from app.github import CONFIG_PATH
 from app.settings import merge
-from worker.sandbox.egress_policy import ALL_METHODS, normalize_host
+from worker.sandbox.egress_policy import ALL_METHODS, PRESET, normalize_host
 
 MAX_BYTES = 64 * 1024
 """Longer files are refused before they are parsed."""
@@ -64,9 +64,14 @@ class NetworkConfig(BaseModel):
     @classmethod
     def _domains(cls, value: list[str]) -> list[str]:
         for entry in value:
+            if isinstance(entry, str) and PRESET.match(entry):
+                continue  # a server preset, expanded (or refused) where the policy is built
             name = entry.removeprefix("*.") if isinstance(entry, str) else ""
             if "*" in name or normalize_host(name) is None:
-                raise ValueError(f"{entry!r} is not a domain (e.g. `pypi.org`, `*.example.org`)")
+                raise ValueError(
+                    f"{entry!r} is not a domain (e.g. `pypi.org`, `*.example.org`) "
+                    "nor a preset (`@name`)"
+                )
         return value
 
     @field_validator("methods")

@@ -31,10 +31,13 @@ class Seen:
     host: str
     headers: dict[str, str]
     body: bytes
+    connection: int = 0
+    """The client port of the connection it came on: equal for requests on one connection."""
 
 
 class _Upstream(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body go out in two writes: no delayed-ACK stall
     seen: list[Seen]
     scheme: str
 
@@ -51,7 +54,10 @@ class _Upstream(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         body = self._body()
         host = self.headers.get("Host", "")
-        self.seen.append(Seen(self.scheme, self.command, self.path, host, dict(self.headers), body))
+        port = int(self.client_address[1])
+        self.seen.append(
+            Seen(self.scheme, self.command, self.path, host, dict(self.headers), body, port)
+        )
         reply = f"{self.scheme} {host} {self.command} {self.path} {len(body)}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(reply)))

@@ -7,7 +7,7 @@ plain data and read in one place:
 
 - ports: 80 and 443 for HTTP requests, 443 only for CONNECT, in every mode;
 - `allowlist`: the host must match `allow` (`*.example.org` matches any subdomain, not the apex)
-  and the method must be in `methods`; methods on HTTPS are only visible with interception;
+  and the method must be in `methods`; HTTPS is always decrypted, so each request is seen;
 - `on`: any host, any method;
 - never an address on the host, its networks or the cloud metadata service (`address_allowed`).
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,7 +24,7 @@ CONFIG = "`.github/codex.yml`"
 HTTP_PORTS = frozenset({80, 443})
 TUNNEL_PORT = 443
 ALL_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
-"""A `methods` list covering these (or holding `*`) allows everything: no interception needed."""
+"""A `methods` list covering these (or holding `*`) allows every method."""
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
@@ -62,6 +63,39 @@ class Request:
     """The upstream's HTTP status; None when nothing was forwarded or no status was seen."""
     bytes: int
     """Bytes relayed between client and upstream, both directions, excluding request heads."""
+
+
+class UnknownPreset(ValueError):
+    """`network.allow` names an `@preset` the server does not define; says which ones it does."""
+
+
+PRESET = re.compile(r"^@[a-z0-9-]+$")
+"""`@internal-registries`: a name from the server's `EGRESS_PRESETS`."""
+
+
+def expand_presets(allow: Sequence[str], presets: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """`allow` with each `@name` replaced by the host patterns `presets[name]` lists."""
+    expanded: list[str] = []
+    for entry in allow:
+        if not PRESET.match(entry):
+            expanded.append(entry)
+            continue
+        if entry[1:] not in presets:
+            known = ", ".join(f"`@{name}`" for name in sorted(presets)) or "none"
+            raise UnknownPreset(
+                f"{CONFIG} network.allow names `{entry}`, which this server does not define "
+                f"(its EGRESS_PRESETS: {known}): fix the name or ask the operator to add it"
+            )
+        expanded.extend(presets[entry[1:]])
+    return tuple(dict.fromkeys(expanded))
+
+
+def canonical_ip(ip: str) -> str:
+    """One spelling per address, also for IPv4 seen through a dual-stack socket."""
+    address = ipaddress.ip_address(ip)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 def normalize_host(host: str) -> str | None:
@@ -105,8 +139,9 @@ def _all_methods(policy: NetworkPolicy) -> bool:
 
 
 def needs_interception(policy: NetworkPolicy) -> bool:
-    """HTTPS must be decrypted to enforce `methods`: in `allowlist` mode with a method limit."""
-    return policy.mode == "allowlist" and not _all_methods(policy)
+    """`allowlist` decrypts all HTTPS: to enforce `methods`, and, even when every method is
+    allowed, to check that the requests inside a tunnel name the host it was opened to."""
+    return policy.mode == "allowlist"
 
 
 def _decide_host(policy: NetworkPolicy, host: str) -> Decision:

@@ -1,6 +1,7 @@
-"""The egress proxy as the worker runs it: one per worker process, listening on the egress
-network's gateway, serving each sandbox under its repository's `network` policy for as long as
-that sandbox's agent phase lasts.
+"""The egress proxy as the worker runs it: one per worker process, in a process of its own
+(`egress_proc`) listening on the egress network's gateway, serving each sandbox under its
+repository's `network` policy (with `EGRESS_PRESETS` expanded) for as long as that sandbox's
+agent phase lasts; the requests it streams back land in the task's work log.
 
 When the proxy cannot run (no egress network, the port taken by another worker on this host)
 the worker still starts: tasks with `network.agent: off` are unaffected, and the others fail
@@ -10,11 +11,12 @@ with `problem` in their status comment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import docker
 import docker.errors
@@ -23,8 +25,8 @@ from app.settings import Settings
 from worker.repoconfig import NetworkConfig
 from worker.sandbox.certs import CertificateAuthority
 from worker.sandbox.containers import DockerSandbox
-from worker.sandbox.egress import EgressProxy
-from worker.sandbox.egress_policy import NetworkPolicy, Request
+from worker.sandbox.egress_client import ProxyGone, ProxyProcess
+from worker.sandbox.egress_policy import NetworkPolicy, Request, UnknownPreset, expand_presets
 from worker.worklog import WorkLog
 
 log = logging.getLogger(__name__)
@@ -37,10 +39,16 @@ class EgressUnavailable(Exception):
 @dataclass
 class Egress:
     network: str
-    proxy: EgressProxy | None = None
+    process: ProxyProcess | None = None
     url: str = ""
     ca_pem: bytes = b""
     problem: str | None = None
+    presets: Mapping[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def proxy(self) -> ProxyProcess | None:
+        """The old name of `process` (the proxy ran in the worker's own event loop then)."""
+        return self.process
 
     @classmethod
     async def start(cls, settings: Settings, engine: docker.DockerClient) -> Egress:
@@ -56,17 +64,23 @@ class Egress:
         if not gateway:
             return cls._unavailable(name, f"the Docker network {name!r} has no gateway address")
         ca = CertificateAuthority.load_or_create(settings.egress_ca_dir)
-        proxy = EgressProxy(
-            ca, hosts=settings.egress_hosts, upstream_ca=settings.egress_upstream_ca
-        )
+        config = {
+            "bind": gateway, "port": port, "ca_dir": str(settings.egress_ca_dir),
+            "hosts": settings.egress_hosts, "per_sandbox": settings.egress_sandbox_connections,
+            "upstream_ca": str(settings.egress_upstream_ca or "") or None,
+        }  # fmt: skip
         try:
-            await proxy.start(gateway, port)
-        except OSError as error:
+            process = await ProxyProcess.start(config)
+        except ProxyGone as gone:
             return cls._unavailable(
-                name, f"the egress proxy could not listen on {gateway}:{port} ({error.strerror})"
+                name, f"the egress proxy could not listen on {gateway}:{port} ({gone})"
             )
-        log.info("egress proxy listening on %s:%d for network %s", gateway, port, name)
-        return cls(name, proxy, f"http://{gateway}:{port}", ca.cert_pem)
+        log.info(
+            "egress proxy (pid %d) listening on %s:%d for network %s, %d connections at most",
+            *(process.process.pid, gateway, port, name, process.total),
+        )
+        url = f"http://{gateway}:{port}"
+        return cls(name, process, url, ca.cert_pem, presets=settings.egress_presets)
 
     @classmethod
     def _unavailable(cls, network: str, problem: str) -> Egress:
@@ -74,16 +88,26 @@ class Egress:
         return cls(network, problem=problem)
 
     async def close(self) -> None:
-        if self.proxy is not None:
-            await self.proxy.close()
+        if self.process is not None:
+            await self.process.close()
 
     def require(self, mode: str) -> None:
         """Raise when a task with network `mode` cannot run here."""
-        if mode != "off" and self.proxy is None:
+        problem = self.problem if self.process is None else self.process.ended
+        if mode != "off" and problem is not None:
             raise EgressUnavailable(
                 f"`network.agent: {mode}` needs the egress proxy, which is not running on this "
-                f"worker: {self.problem}. Use `network.agent: off`, or ask the operator."
+                f"worker: {problem}. Use `network.agent: off`, or ask the operator."
             )
+
+    def policy(self, config: NetworkConfig) -> NetworkPolicy:
+        """The proxy's rules for `config`, `@preset` entries expanded from `EGRESS_PRESETS`."""
+        assert config.agent != "off"
+        try:
+            allow = expand_presets(config.allow, self.presets)
+        except UnknownPreset as unknown:
+            raise EgressUnavailable(str(unknown)) from None
+        return NetworkPolicy(config.agent, allow, tuple(config.methods))
 
     @asynccontextmanager
     async def serve(
@@ -92,22 +116,31 @@ class Egress:
         """Move `sandbox` onto the egress network and serve it under `config` until exit; every
         request it makes lands in `worklog` (and the worker's log)."""
         self.require(config.agent)
-        assert self.proxy is not None and config.agent != "off"
-        policy = NetworkPolicy(config.agent, tuple(config.allow), tuple(config.methods))
+        assert self.process is not None
+        policy = self.policy(config)
         address = await sandbox.join_egress(self.network, self.url, self.ca_pem)
 
         def record(request: Request) -> None:
-            where = request.host if request.port in (80, 443) else f"{request.host}:{request.port}"
-            what = f"{request.method} {where}{request.path or ''}"
-            when = time.strftime("%H:%M:%S", time.gmtime(request.time))
-            verdict = "allowed" if request.allowed else "REFUSED"
-            status = f" → {request.status}" if request.status is not None else ""
-            line = f"{when} {verdict} {what}{status}, {request.bytes} B: {request.reason}"
-            worklog.record_egress(request.allowed, what, line)
+            worklog.record_egress(request.allowed, *egress_line(request))
 
         worklog.network = config.agent
-        self.proxy.register(address, policy, record, label=label)
+        try:
+            await self.process.register(address, policy, record, label)
+        except ProxyGone as gone:
+            raise EgressUnavailable(f"the egress proxy failed: {gone}") from None
         try:
             yield
         finally:
-            self.proxy.unregister(address)
+            with contextlib.suppress(ProxyGone):
+                await self.process.unregister(address)
+
+
+def egress_line(request: Request) -> tuple[str, str]:
+    """What was asked (`GET host/path`, or the raw first line of a request the proxy could not
+    parse) and the work log's line for it, with its true verdict."""
+    where = request.host if request.port in (80, 443) else f"{request.host}:{request.port}"
+    what = f"{request.method} {where if request.host else ''}{request.path or ''}"
+    when = time.strftime("%H:%M:%S", time.gmtime(request.time))
+    verdict = "allowed" if request.allowed else "REFUSED"
+    status = f" → {request.status}" if request.status is not None else ""
+    return what, f"{when} {verdict} {what}{status}, {request.bytes} B: {request.reason}"
