@@ -81,6 +81,8 @@ class SandboxSpec:
     """Environment of every command (not secret: visible in the container's config)."""
     label: str = ""
     """Written to the container's `codex.task` label, so leftovers can be found and removed."""
+    selftest: bool = False
+    """A probe of the worker's own (labelled `codex.selftest`): not a task's container."""
     tmpfs: Mapping[str, str] = field(default_factory=dict)
     """Memory-backed mounts (path -> options): what is written there is in no snapshot."""
 
@@ -294,7 +296,7 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
         memswap_limit=memory,
         nano_cpus=int(spec.cpus * 1e9),
         runtime=spec.runtime,
-        labels={"codex.task": spec.label},
+        labels={"codex.selftest" if spec.selftest else "codex.task": spec.label},
         tmpfs=dict(spec.tmpfs) or None,
         sysctls=IPV6_OFF,
     )

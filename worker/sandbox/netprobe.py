@@ -95,14 +95,14 @@ async def run_probe(
     """Start a sandbox on `network` as tasks do (same code, same limits, no DNS or options of
     its own), try everything in `probe` at once, and report."""
     spec = SandboxSpec(image=image, network=network, memory="256m", cpus=0.5, pids=64,
-                       label="netcheck")  # fmt: skip
+                       label="netcheck", selftest=True)  # fmt: skip
     plan = json.dumps({"resolve": probe.resolve, "connect": probe.connect})
     # One try of one second per DNS query: a network without DNS answers "no" in time.
     command = (
         f"RES_OPTIONS='timeout:1 attempts:1' python3 -c {shlex.quote(PROBE)} {shlex.quote(plan)}"
     )
     try:
-        async with open_sandbox(engine, spec, remove_later=True) as sandbox:
+        async with open_sandbox(engine, spec) as sandbox:
             result = await sandbox.run(command, timeout=int(REACH_SECONDS) + 5)
     except (docker.errors.DockerException, SandboxError) as error:
         raise ProbeFailed(f"the probe on {network!r}: {error}") from error
