@@ -238,7 +238,10 @@ class UntilConfigured:
             await self._stack.enter_async_context(
                 self.service.router.lifespan_context(self.service)
             )
-        except (SettingsError, OSError) as error:
+        except (SettingsError, Exception) as error:  # saved: a restart will pick it up
+            log.exception(
+                "setup mode: App %s saved, but the receiver did not start", registered.app_id
+            )
             return page("setup_saved.html", 500, registered=registered, error=str(error))
         self.running = True
         return RedirectResponse(registered.install_url, 303, HEADERS)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
+from html.parser import HTMLParser
 from io import StringIO
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import yaml
 from dotenv import dotenv_values
 
 from app.manifest import build_manifest, env_value, merge_env, new_app_url
-from app.setup_mode import States
+from app.setup_mode import States, pages
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -88,3 +90,24 @@ def test_a_state_is_good_once_and_for_an_hour() -> None:
     assert not states.take("never-issued")
     now[0] = 3601
     assert not states.take(second)
+
+
+def test_hostile_text_in_the_manifest_stays_inside_its_attribute() -> None:
+    hostile = {"name": '"><script>alert(1)</script>', "url": "https://x/?a=1&b='2'"}
+    html = pages.get_template("setup.html").render(
+        action="https://github.com/settings/apps/new?state=s", manifest=json.dumps(hostile),
+        hook_url="https://x/webhook", owner='<b>org</b>', github_url="https://github.com",
+        public_url_set=True,
+    )  # fmt: skip
+
+    assert "<script>" not in html and "<b>org" not in html
+    fields: dict[str, str] = {}
+
+    class Inputs(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            found = dict(attrs)
+            if tag == "input":
+                fields[str(found["name"])] = str(found["value"])
+
+    Inputs().feed(html)
+    assert json.loads(fields["manifest"]) == hostile

@@ -8,6 +8,7 @@ App's id and key, and a delivery signed with any other secret is refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import stat
 from collections.abc import Iterator
@@ -69,11 +70,13 @@ class SetupApp:
         return self.env_file.read_text() == EXISTING_ENV and not self.key_path.exists()
 
 
-@pytest.fixture
-def setup_app(github: GitHubSim, openai_fake: ScriptedOpenAI, tmp_path: Path) -> Iterator[SetupApp]:
+@contextlib.contextmanager
+def app_in_setup_mode(
+    github: GitHubSim, openai_fake: ScriptedOpenAI, tmp_path: Path, *unset: str
+) -> Iterator[SetupApp]:
     redis_server, redis_url = start_redis(tmp_path)  # no worker takes what lands here
     env = service_env(redis_url, github, openai_fake, GITHUB_URL=github.url)
-    for name in ("APP_ID", "PRIVATE_KEY", "WEBHOOK_SECRET"):
+    for name in ("APP_ID", "PRIVATE_KEY", "WEBHOOK_SECRET", *unset):
         del env[name]
     env_file, key_path = tmp_path / "service.env", tmp_path / "var" / "key.pem"
     env_file.write_text(EXISTING_ENV)
@@ -85,6 +88,12 @@ def setup_app(github: GitHubSim, openai_fake: ScriptedOpenAI, tmp_path: Path) ->
         service.stop()
         redis_server.terminate()
         redis_server.wait(10)
+
+
+@pytest.fixture
+def setup_app(github: GitHubSim, openai_fake: ScriptedOpenAI, tmp_path: Path) -> Iterator[SetupApp]:
+    with app_in_setup_mode(github, openai_fake, tmp_path) as running:
+        yield running
 
 
 def create_app(github: GitHubSim, form: Form) -> httpx.Response:
@@ -200,6 +209,26 @@ def test_an_unknown_code_is_explained_and_writes_nothing(
         response.text
     )
     assert setup_app.untouched()
+    state = parse_qs(urlsplit(setup_app.form().action).query)["state"][0]
+    path_like = httpx.get(f"{setup_app.url}/setup/callback?code=../../app&state={state}")
+    assert path_like.status_code == 400 and "no valid code" in path_like.text
+    assert setup_app.untouched()
+
+
+def test_an_app_saved_without_the_rest_of_its_settings_says_what_is_missing(
+    github: GitHubSim, openai_fake: ScriptedOpenAI, tmp_path: Path
+) -> None:
+    with app_in_setup_mode(github, openai_fake, tmp_path, "OPENAI_API_KEY") as setup_app:
+        setup_app.env_file.write_text("# no OPENAI_API_KEY here\n")
+        redirect = create_app(github, setup_app.form())
+
+        back = httpx.get(redirect.headers["location"])
+
+        assert back.status_code == 500
+        assert "OPENAI_API_KEY is not set" in back.text
+        assert f"{github.url}/apps/codex-app/installations/new" in back.text
+        assert f"APP_ID={github.app_id}" in setup_app.env_file.read_text()  # kept for a restart
+        assert setup_app.key_path.exists()
 
 
 def test_a_configured_app_has_no_setup_pages(
