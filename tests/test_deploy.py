@@ -22,6 +22,9 @@ import yaml
 
 from app.settings import Settings
 from tests.conftest import ROOT, free_port, require, wait_for
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI, finish, shell
+from tests.test_setup_mode import Form
 
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 PROJECT = "codex-test"
@@ -71,8 +74,8 @@ def test_only_the_worker_and_the_firewall_one_shot_get_the_docker_socket(tmp_pat
     assert "--requirepass" in redis_command and "--appendonly yes" in redis_command
 
 
-@pytest.fixture
-def project(tmp_path: Path, docker_ready: None) -> Iterator[dict[str, str]]:
+@pytest.fixture(scope="module")
+def images(docker_ready: None) -> None:
     if shutil.which("debootstrap") is None or os.geteuid() != 0:
         require("root and debootstrap (for the local base image)")
     built = subprocess.run(
@@ -80,6 +83,10 @@ def project(tmp_path: Path, docker_ready: None) -> Iterator[dict[str, str]]:
         capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     assert built.returncode == 0, built.stdout + built.stderr
+
+
+@pytest.fixture
+def project(tmp_path: Path, images: None) -> Iterator[dict[str, str]]:
     port = free_port()
     env_file = tmp_path / "codex.env"
     env_file.write_text(
@@ -125,3 +132,106 @@ def test_the_compose_project_comes_up_and_serves_setup_mode(project: dict[str, s
     one_shot = compose(project, "ps", "sandbox-network")
     assert "Exit 0" in one_shot, compose(project, "logs", "sandbox-network", check=False)
     assert "appendonly" in compose(project, "exec", "-T", "redis", "ls", "/data")
+
+
+@pytest.fixture
+def bridged_github(tmp_path: Path) -> Iterator[tuple[GitHubSim, str]]:
+    """A simulator the app's container reaches: on every address, named by docker0's gateway
+    (a host address, reachable from the worker on the host network as well)."""
+    shown = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "dev", "docker0"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    gateway = shown.split(" inet ", 1)[1].split("/", 1)[0]
+    with GitHubSim(tmp_path / "github", host="0.0.0.0") as sim:  # noqa: S104
+        yield sim, sim.url.replace("127.0.0.1", gateway)
+
+
+@pytest.fixture
+def full_project(
+    tmp_path: Path,
+    images: None,
+    bridged_github: tuple[GitHubSim, str],
+    openai_fake: ScriptedOpenAI,
+) -> Iterator[dict[str, str]]:
+    github, api_url = bridged_github
+    port = free_port()
+    env_file = tmp_path / "codex.env"
+    env_file.write_text(
+        "\n".join(
+            [
+                f"REDIS_PASSWORD=compose-test-{port}",
+                f"PUBLIC_URL=http://127.0.0.1:{port}",
+                f"GITHUB_URL={github.url}",
+                f"GITHUB_API_URL={api_url}",
+                f"OPENAI_API_KEY={openai_fake.api_key}",
+                f"OPENAI_BASE_URL={openai_fake.url}",
+                "CODEX_MODEL=scripted-model",
+                "EGRESS_PORT=3132",  # no other test run on this host uses it
+                "",
+            ]
+        )
+    )
+    env = {
+        "CODEX_ENV_FILE": str(env_file),
+        "APP_BIND": "127.0.0.1",
+        "APP_PORT": str(port),
+        "REDIS_HOST_PORT": str(free_port()),
+    }
+    try:
+        yield env
+    finally:
+        compose(env, "down", "--volumes", "--remove-orphans", check=False)
+
+
+def test_the_compose_project_registers_the_app_and_runs_a_task_to_a_draft_pr(
+    full_project: dict[str, str],
+    bridged_github: tuple[GitHubSim, str],
+    openai_fake: ScriptedOpenAI,
+) -> None:
+    env, github = full_project, bridged_github[0]
+    compose(env, "up", "-d", "--no-build")
+    url = f"http://127.0.0.1:{env['APP_PORT']}"
+
+    def logs() -> str:
+        return compose(env, "logs", "--tail=40", check=False)
+
+    def setup_page() -> httpx.Response | None:
+        try:
+            response = httpx.get(f"{url}/", timeout=2)
+        except httpx.HTTPError:
+            return None
+        return response if response.status_code == 200 else None
+
+    form = Form()
+    form.feed(wait_for(setup_page, 90, f"the setup page\n{logs()}").text)
+    back = httpx.post(form.action, data={"manifest": form.fields["manifest"]})
+    installed = httpx.get(back.headers["location"])
+    assert installed.status_code == 303, installed.text
+    saved = compose(env, "exec", "-T", "app", "cat", "/var/lib/codex/app.env")
+    secret = re.findall(r"^WEBHOOK_SECRET=(\S+)$", saved, re.MULTILINE)[0]
+    wait_for(
+        lambda: "Starting worker" in compose(env, "logs", "worker", check=False),
+        60,
+        f"the worker to start once the App exists\n{logs()}",
+    )
+
+    repo = "octo-compose/greeter"
+    github.create_repo(repo, {"README.md": "# greeter\n"})
+    github.set_permission(repo, "alice", "write")
+    number = github.create_issue(repo, "Greet in compose", "Add hello.txt.", user="alice")
+    openai_fake.script(
+        "Greet in compose",
+        [
+            [shell("echo hello > hello.txt")],
+            [finish("Added hello.txt.", [])],
+        ],
+    )
+    payload = github.webhook_payload(
+        "issues", "labeled", repo, sender="alice", number=number, label="codex"
+    )
+    assert github.deliver(f"{url}/webhook", secret, "issues", payload).status_code == 202
+
+    pulls = wait_for(lambda: github.pulls(repo), 120, f"a draft PR\n{logs()}")
+    assert pulls[0]["draft"] is True
+    assert "hello" in github.git(repo, "show", f"{pulls[0]['head']}:hello.txt")

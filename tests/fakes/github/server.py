@@ -29,9 +29,9 @@ class SimServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, host: str = "127.0.0.1") -> None:
         self.state = state
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((host, 0), _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
