@@ -222,7 +222,17 @@ class UntilConfigured:
                 f"{error} Nothing was saved. Start again from this app's front page.",
                 502,
             )
-        values = save(settings, registered)
+        try:
+            values = save(settings, registered)
+        except (ValueError, OSError) as error:
+            log.error("setup mode: App %s not saved: %s", registered.app_id, error)
+            return problem(
+                "The App could not be saved",
+                f"GitHub created App {registered.app_id}, but saving it failed: {error}. Fix "
+                f"that (ENV_FILE, PRIVATE_KEY_PATH), delete the App in GitHub's settings and "
+                "start again from this app's front page.",
+                500,
+            )
         log.info(
             "setup mode: App %s registered, written to %s", registered.app_id, settings.env_file
         )
