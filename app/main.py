@@ -26,6 +26,7 @@ from app import events, feedback, queue, tasklog
 from app.github import app_client
 from app.github import close as close_github
 from app.settings import get_settings
+from app.setup_mode import UntilConfigured
 from app.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await close_github(github)
 
 
-app = Starlette(
+service = Starlette(
     routes=[
         Route("/webhook", webhook, methods=["POST"]),
         Route("/healthz", healthz, methods=["GET"]),
@@ -163,3 +164,5 @@ app = Starlette(
     ],
     lifespan=lifespan,
 )
+app = UntilConfigured(service)
+"""Setup mode (app/setup_mode.py) until the App's credentials are set, then `service`."""

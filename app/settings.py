@@ -11,6 +11,7 @@ import functools
 import hashlib
 import hmac
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,14 +25,44 @@ class SettingsError(SystemExit):
     """Startup cannot go on; the message names the variable to fix."""
 
 
-class Settings(BaseSettings):
+CREDENTIALS = ("APP_ID", "WEBHOOK_SECRET")
+"""With one of these unset (or neither `PRIVATE_KEY` nor `PRIVATE_KEY_PATH`), the App does not
+exist yet: the receiver starts in setup mode (app/setup_mode.py) instead of failing."""
+
+
+class SetupSettings(BaseSettings):
+    """What setup mode needs before the App exists; `Settings` is a superset of it."""
+
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
+    private_key_path: Path | None = None
+    """Where the App's PEM key is (`PRIVATE_KEY_PATH`); setup mode writes it there (default
+    `var/private-key.pem`)."""
+    github_url: str = "https://github.com"
+    """GitHub's web address (`GITHUB_URL`): `https://HOST` for GitHub Enterprise Server; setup
+    mode sends people to its "new App" page."""
+    github_api_url: str = "https://api.github.com"
+    """REST base URL; GitHub Enterprise Server uses `https://HOST/api/v3`."""
+    github_org: str | None = None
+    """Setup mode registers the App for this organization (`GITHUB_ORG`), else for the person."""
+    github_timeout: float = 20.0
+    """Seconds for one GitHub API call (githubkit has no timeout by default)."""
+    public_url: str | None = None
+    """Where people reach this app, e.g. `https://codex.example.com` (`PUBLIC_URL`); PR bodies
+    then link to each task's full work log there, and setup mode registers the App's webhook
+    (`/webhook`) and its redirect back (`/setup/callback`) under it."""
+    webhook_proxy_url: str | None = None
+    """Setup mode registers this as the webhook URL instead (`WEBHOOK_PROXY_URL`, e.g. a
+    smee.io channel forwarding deliveries to a laptop)."""
+    env_file: Path = Path(".env")
+    """The file setup mode merges the App's id and secrets into (`ENV_FILE`)."""
+
+
+class Settings(SetupSettings):
     app_id: int = Field(gt=0)
     """The GitHub App's numeric id (`APP_ID`)."""
     private_key: SecretStr | None = None
     """The App's PEM private key (`PRIVATE_KEY`), or give `PRIVATE_KEY_PATH`."""
-    private_key_path: Path | None = None
     webhook_secret: SecretStr
     """Shared secret GitHub signs deliveries with (`WEBHOOK_SECRET`)."""
     redis_url: str = "redis://localhost:6379/0"
@@ -45,10 +76,6 @@ class Settings(BaseSettings):
     """Seconds the receiver may spend on Redis for one delivery. Past it the delivery is
     answered 503 with `Retry-After`, nothing was queued, and it can be redelivered as is;
     GitHub counts a delivery as failed after 10 s."""
-    github_api_url: str = "https://api.github.com"
-    """REST base URL; GitHub Enterprise Server uses `https://HOST/api/v3`."""
-    github_timeout: float = 20.0
-    """Seconds for one GitHub API call (githubkit has no timeout by default)."""
     openai_api_key: SecretStr
     openai_base_url: str | None = None
     codex_model: str = "gpt-5.1-codex"
@@ -62,9 +89,6 @@ class Settings(BaseSettings):
     model_timeout: float = Field(default=300.0, gt=0)
     """Seconds one model request may take."""
     trigger_label: str = "codex"
-    public_url: str | None = None
-    """Where people reach this app, e.g. `https://codex.example.com` (`PUBLIC_URL`); PR bodies
-    then link to each task's full work log there."""
     sandbox_image: str = "codex-sandbox:local"
     """The image tasks run in unless a repository's `image:` names another allowed one."""
     sandbox_images: dict[str, list[str]] = Field(default_factory=dict)
@@ -210,6 +234,19 @@ def describe(error: ValidationError) -> str:
         reason = "is not set" if item["type"] == "missing" else item["msg"]
         parts.append(f"{field} {reason}" if field else reason.removeprefix("Value error, "))
     return "configuration error: " + "; ".join(parts)
+
+
+def configured(environ: Mapping[str, str]) -> bool:
+    """Whether the App's credentials are given; without them the receiver runs setup mode."""
+    has_key = bool(environ.get("PRIVATE_KEY") or environ.get("PRIVATE_KEY_PATH"))
+    return has_key and all(environ.get(name) for name in CREDENTIALS)
+
+
+def get_setup_settings() -> SetupSettings:
+    try:
+        return SetupSettings()
+    except ValidationError as error:
+        raise SettingsError(describe(error)) from None
 
 
 @functools.cache

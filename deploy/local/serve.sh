@@ -53,12 +53,24 @@ if [[ -z ${REDIS_URL:-} ]]; then
   pids+=($!)
   export REDIS_URL="redis://:${REDIS_PASSWORD}@127.0.0.1:${REDIS_PORT}/0"
 fi
+if [[ -z ${APP_ID:-} || -z ${WEBHOOK_SECRET:-} || -z ${PRIVATE_KEY:-}${PRIVATE_KEY_PATH:-} ]]; then
+  # Setup mode: the app registers the GitHub App from app.yml, saves it to .env and goes on as
+  # the receiver in the same process; the worker starts once .env holds the App's id.
+  .venv/bin/uvicorn app.main:app --host "${HOST:-0.0.0.0}" --port "${PORT:-3000}" &
+  pids+=($!) app_pid=$!
+  echo "setup mode: open ${PUBLIC_URL:-http://localhost:${PORT:-3000}}/ to register the GitHub App" >&2
+  until grep -qs '^APP_ID=.' "${ENV_FILE:-.env}"; do kill -0 "$app_pid" || exit 1; sleep 1; done
+  set -a; source "${ENV_FILE:-.env}"; set +a
+fi
 .venv/bin/python -c 'from app.settings import get_settings; get_settings()'  # fail fast, one line
 supervise worker .venv/bin/arq worker.main.WorkerSettings &
 pids+=($!)
-.venv/bin/uvicorn app.main:app --host "${HOST:-0.0.0.0}" --port "${PORT:-3000}" &
-app=$!
-pids+=("$app")
+if [[ -z ${app_pid:-} ]]; then
+  .venv/bin/uvicorn app.main:app --host "${HOST:-0.0.0.0}" --port "${PORT:-3000}" &
+  app_pid=$!
+  pids+=("$app_pid")
+fi
+app=$app_pid
 say "webhook receiver started (pid $app)"
 status=0
 wait "$app" || status=$?

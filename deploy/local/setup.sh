@@ -19,7 +19,8 @@ timed() {  # timed NAME CMD...: run CMD and say how long it took
 packages() {
   local missing=() bin pkg
   for pair in redis-server:redis-server dockerd:docker.io debootstrap:debootstrap \
-    iptables:iptables git:git node:nodejs npm:npm jq:jq runsc:runsc; do
+    iptables:iptables git:git node:nodejs npm:npm jq:jq runsc:runsc \
+    docker-compose:docker-compose; do
     bin=${pair%%:*} pkg=${pair#*:}
     command -v "$bin" >/dev/null || missing+=("$pkg")
   done

@@ -17,6 +17,7 @@ from .fixtures import OPENAPI_JSON, require
 # Example name -> how to get one object out of it (lists hold one item per example).
 WANTED: dict[str, bool] = {
     "integration": False,
+    "integration-from-manifest": False,
     "installation": False,
     "base-installation": False,
     "installation-token": False,

@@ -1,13 +1,14 @@
 """The REST endpoints the simulator serves, in one table.
 
-Each line: method, path (GitHub's docs notation), the auth it needs, handler. "jwt" means
+Each line: method, path (GitHub's docs notation), the auth it needs, handler. "none" needs no
+credentials; "jwt" means
 the App's JWT; "token" any live installation token; "<perm>:<level>" an installation token
 covering the repository with that permission (alternatives separated by "|").
 """
 
 from __future__ import annotations
 
-from . import api_app, api_issues, api_pulls, api_repos
+from . import api_app, api_issues, api_manifests, api_pulls, api_repos
 from .routing import Route, route
 
 R = "/repos/{owner}/{repo}"
@@ -16,6 +17,7 @@ ISSUES_WRITE = "issues|pull_requests:write"
 
 ROUTES: list[Route] = [
     route("GET", "/app", "jwt", api_app.get_app),
+    route("POST", "/app-manifests/{code}/conversions", "none", api_manifests.convert),
     route("GET", "/app/installations/{id}", "jwt", api_app.get_installation),
     route("POST", "/app/installations/{id}/access_tokens", "jwt", api_app.create_token),
     route("DELETE", "/installation/token", "token", api_app.revoke_token),

@@ -64,7 +64,7 @@ Handler = Callable[[Call], Reply]
 class Route:
     method: str
     pattern: re.Pattern[str]
-    need: str  # "jwt" | "token" | "<perm>[|<perm>]:<level>" (repo routes)
+    need: str  # "none" | "jwt" | "token" | "<perm>[|<perm>]:<level>" (repo routes)
     handler: Handler
     under_repo: bool
 
@@ -128,7 +128,7 @@ def _run(
             continue
         args = tuple(unquote(g) for g in match.groups())
         call = Call(state, method, path, dict(parse_qsl(query_string)), None, caller, args)
-        if caller.kind == "none":
+        if caller.kind == "none" and candidate.need != "none":
             raise ApiError(401, "Requires authentication")
         if candidate.need == "jwt":
             require_jwt(caller)

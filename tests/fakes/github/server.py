@@ -1,6 +1,7 @@
 """The HTTP server: one loopback port for the REST API and git smart HTTP.
 
-Requests for `/{owner}/{repo}.git/...` go to git; everything else to the REST route table.
+Requests for `/{owner}/{repo}.git/...` go to git, the browser's post of an App manifest to
+GitHub's "new App" page to api_manifests; everything else to the REST route table.
 Before either, an injected fault (see `GitHubSim.fail`) may answer instead. Every request is
 recorded with its status and the kind of credentials it carried, before its answer is sent.
 """
@@ -12,14 +13,14 @@ import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from . import git_http
+from . import api_manifests, git_http
 from .auth import identify
 from .errors import ApiError
 from .records import RecordedRequest
 from .routes import ROUTES
 from .routing import dispatch
 from .state import State
-from .wire import read_body, send_json
+from .wire import read_body, send, send_json
 
 GIT_PATH = re.compile(r"/(?P<owner>[^/]+)/(?P<name>[^/]+?)\.git(?P<rest>/.*)?")
 
@@ -28,9 +29,9 @@ class SimServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: State, host: str = "127.0.0.1") -> None:
         self.state = state
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((host, 0), _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -68,6 +69,11 @@ class _Handler(BaseHTTPRequestHandler):
             caller = identify(state, self.headers.get("Authorization"))
             self._record(state, path, fault.status, caller.kind)
             send_json(self, fault.status, ApiError(fault.status).body())
+            return
+        if self.command == "POST" and api_manifests.NEW_APP_PAGE.fullmatch(path):
+            status, headers, text = api_manifests.new_app_page(state, split.query, read_body(self))
+            self._record(state, path, status, "none")
+            send(self, status, text.encode(), {"Content-Type": "text/html", **headers})
             return
         git = GIT_PATH.fullmatch(path)
         if git is not None:

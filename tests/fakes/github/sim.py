@@ -74,7 +74,10 @@ class GitHubSim:
         slug: str = "codex-app",
         permissions: Mapping[str, str] | None = None,
         token_length: int = 36,
+        host: str = "127.0.0.1",
     ) -> None:
+        """`host`: the address to listen on (`0.0.0.0` for containers on a Docker bridge);
+        `url` names 127.0.0.1 whatever it is."""
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         private, public = _keypair(app_id)
@@ -89,7 +92,7 @@ class GitHubSim:
             token_length,
         )
         self._state = State(self.root, "", app)
-        self._server = SimServer(self._state)
+        self._server = SimServer(self._state, host)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._state.base_url = self.url
         self._thread: threading.Thread | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import threading
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from .records import (
     AppConfig,
@@ -53,6 +53,8 @@ class State:
         self.requests: list[RecordedRequest] = []
         self.pushes: list[PushRecord] = []
         self.deliveries: list[Delivery] = []
+        self.manifest_codes: dict[str, dict[str, Any]] = {}
+        """App manifests posted to the "new App" page, by the one-time code handed back."""
         self._user_ids = itertools.count(1001)
         self._repo_ids = itertools.count(100_001)
         self._issue_ids = itertools.count(2_000_001)
