@@ -4,6 +4,7 @@ through the real app, worker and containers, asserting what a person (or the att
 from __future__ import annotations
 
 import base64
+import itertools
 import socket
 import threading
 
@@ -14,6 +15,8 @@ from tests.fakes.openai import finish, shell
 from tests.test_environments import env_repo, tool_outputs
 from tests.test_triggers import label, status_comment
 from worker.sandbox.cache import OWNER, REPOSITORY
+
+COUNT = itertools.count(1)
 
 FIND_TOKEN = (
     "python3 -c 'import sys; print(*(a[::-1] for a in sys.argv[1:]), sep=chr(10))' "
@@ -168,3 +171,61 @@ def test_secrets_kept_in_memory_reach_setup_only_and_setup_changes_are_not_the_a
     for tag in snapshots_of(repo):
         found = engine.containers.run(tag, ["sh", "-c", f"{FIND_TOKEN}; true"], remove=True)
         assert found.decode() == "0\n0\n", "the snapshot holds no token"
+
+
+FORGE = (
+    "mkdir -p ~/.local/lib/python3.11/site-packages && "
+    "printf 'import os\\nos._exit(0)\\n' > ~/.local/lib/python3.11/site-packages/usercustomize.py"
+    " && python3 -c 'import sys; sys.exit(1)'; echo forged=$?"
+)
+
+
+def test_validation_the_agent_forged_outside_its_diff_still_fails(system: System) -> None:
+    repo = repo_of(system, "octo-org", "validate: python3 -c 'import sys; sys.exit(1)'\n",
+                   f"forge-{next(COUNT)}")  # fmt: skip
+    number = system.github.create_issue(repo, "Forge the check", "x", user="alice")
+    system.openai.script(
+        "Forge the check",
+        [[shell(FORGE)], [shell("echo change > change.txt")], [finish("All green.", [])]],
+    )
+    assert label(system, repo, number) == 202
+    pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
+    assert tool_outputs(system, "Forge the check")[0].endswith("forged=0\n"), "forged in place"
+    assert pull["title"].startswith("[failing validation]")
+    assert "❌ failed with exit 1" in pull["body"] and "✅ passed" not in pull["body"]
+
+
+HIDE = (
+    "git config --global diff.mnemonicPrefix true && git config diff.noprefix true && "
+    'mkdir -p .github/workflows && printf \'on: push\\n\' > ".github/workflows/ci\\"x.yml" && '
+    "printf 'on: push\\n' > \"$(printf '.github/workflows/t\\tb.yml')\" && echo ok > ok.txt"
+)
+
+
+def test_a_workflow_file_hidden_from_the_sandbox_git_output_is_never_pushed(
+    system: System,
+) -> None:
+    repo = repo_of(system, "octo-org", "attempts: 1\n", f"hide-{next(COUNT)}")
+    number = system.github.create_issue(repo, "Hide a workflow", "x", user="alice")
+    system.openai.script("Hide a workflow", [[shell(HIDE)], [finish("Only ok.txt.")]])
+    assert label(system, repo, number) == 202
+    failed = status_comment(system, repo, number, "The task failed")["body"]
+    assert "workflow files cannot be changed" in failed, failed
+    assert not system.github.pulls(repo)
+    branches = system.github.git(repo, "branch", "--list", "codex/*")
+    assert branches.strip() == "", "nothing was pushed"
+
+
+def test_an_encoded_secret_in_the_change_is_never_pushed(system: System) -> None:
+    repo = env_repo(system, "secrets: [NPM_TOKEN]\nsetup: 'true'\n")
+    encoded = base64.b64encode(f"user:{NPM_TOKEN}".encode()).decode()
+    number = system.github.create_issue(repo, "Smuggle the token", "x", user="alice")
+    system.openai.script(
+        "Smuggle the token",
+        [[shell(f"echo 'auth = {encoded}' > auth.cfg")], [finish(f"Added `{encoded}`.")]],
+    )
+    assert label(system, repo, number) == 202
+    failed = status_comment(system, repo, number, "The task failed")["body"]
+    assert "auth.cfg: holds a secret or token, so nothing was pushed" in failed, failed
+    assert encoded not in failed
+    assert not system.github.pulls(repo)
