@@ -105,9 +105,9 @@ def test_sizes_are_those_of_the_applied_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("make", "problem"),
     [
-        (lambda s: (s / "link").symlink_to("/etc/passwd"), "link: the change creates a symbolic"),
+        (lambda s: (s / "link").symlink_to("/etc/passwd"), "`link`: the change creates a symbolic"),
         (lambda s: git(s, "update-index", "--add", "--cacheinfo",
-                       f"160000,{'1' * 40},vendor/lib"), "vendor/lib: submodule changes"),
+                       f"160000,{'1' * 40},vendor/lib"), "`vendor/lib`: submodule changes"),
     ],
 )  # fmt: skip
 def test_links_and_submodules_are_refused(
@@ -137,7 +137,7 @@ def test_a_secret_in_an_added_file_is_refused_even_inside_a_binary(tmp_path: Pat
     diff = sandbox_diff(sandbox, base)
     assert secret not in diff, "git compressed it"
     staged = stage(host, base, diff, leaks=lambda data: secret in data)
-    assert staged.problems == ["blob.bin: holds a secret or token, so nothing was pushed"]
+    assert staged.problems == ["`blob.bin`: holds a secret or token, so nothing was pushed"]
 
 
 def test_commit_carries_the_checked_tree_and_runs_no_hook(tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_a_secret_that_setup_writes_to_a_file_fails_the_task_and_is_kept_nowhere
     system.openai.script("Leaky setup", [[shell(FIND_TOKEN)], [finish("Read it.")]])
     assert label(system, repo, number) == 202
     failed = status_comment(system, repo, number, "The task failed")["body"]
-    assert "left a secret in" in failed and "/home/codex/.npmrc" in failed, failed
+    assert "left a secret in" in failed and "`/home/codex/.npmrc`" in failed, failed
     assert "/tmp/cached-credential" in failed, "its base64 form is found too"
     assert "CODEX_SECRETS_DIR" in failed, "the safe pattern is named"
     assert NPM_TOKEN not in failed
@@ -226,6 +226,6 @@ def test_an_encoded_secret_in_the_change_is_never_pushed(system: System) -> None
     )
     assert label(system, repo, number) == 202
     failed = status_comment(system, repo, number, "The task failed")["body"]
-    assert "auth.cfg: holds a secret or token, so nothing was pushed" in failed, failed
+    assert "`auth.cfg`: holds a secret or token, so nothing was pushed" in failed, failed
     assert encoded not in failed
     assert not system.github.pulls(repo)

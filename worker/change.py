@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.gitops import GitError, git, git_bytes
+from worker.untrusted import inline_code
 
 SUBMODULE, SYMLINK = "160000", "120000"
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -57,9 +58,12 @@ def path_problems(path: str) -> list[str]:
     parts = path.split("/")
     lowered = [part.lower() for part in parts]
     if ".git" in lowered:
-        return [f"{path}: changes inside .git are not allowed"]
+        return [f"{inline_code(path)}: changes inside .git are not allowed"]
     if lowered[:2] == [".github", "workflows"]:
-        return [f"{path}: workflow files cannot be changed by the app (no `workflows` permission)"]
+        return [
+            f"{inline_code(path)}: workflow files cannot be changed by the app "
+            "(no `workflows` permission)"
+        ]
     return []
 
 
@@ -86,7 +90,8 @@ async def stage(
             await git("apply", "--cached", "--binary", "--whitespace=nowarn", "-", cwd=repo,
                       stdin=diff, env=env)  # fmt: skip
         except GitError as error:
-            return Change(problems=[f"the change does not apply to the base commit: {error}"])
+            why = inline_code(str(error))
+            return Change(problems=[f"the change does not apply to the base commit: {why}"])
         raw = await git("diff-index", "--cached", "-z", "--no-renames", "--raw", "--abbrev=40",
                         base, cwd=repo, env=env)  # fmt: skip
         entries = _entries(raw)
@@ -94,22 +99,28 @@ async def stage(
         for path, mode, _ in entries:
             problems += path_problems(path)
             if mode == SUBMODULE:
-                problems.append(f"{path}: submodule changes are not allowed")
+                problems.append(f"{inline_code(path)}: submodule changes are not allowed")
             elif mode == SYMLINK:
-                problems.append(f"{path}: the change creates a symbolic link, which is not allowed")
+                problems.append(
+                    f"{inline_code(path)}: the change creates a symbolic link, which is not allowed"
+                )
         blobs = [(path, sha) for path, mode, sha in entries if mode not in ("000000", SUBMODULE)]
         added, sizes = 0, await _sizes(repo, [sha for _, sha in blobs])
         for (path, _), size in zip(blobs, sizes, strict=True):
             added += size
             if size > caps.file_bytes:
-                problems.append(f"{path}: {size:,} bytes, over the {caps.file_bytes:,} byte cap")
+                problems.append(
+                    f"{inline_code(path)}: {size:,} bytes, over the {caps.file_bytes:,} byte cap"
+                )
         if added > caps.total_bytes:
             problems.append(f"the change adds {added:,} bytes, over the {caps.total_bytes:,} "
                             "byte cap")  # fmt: skip
         if not problems:
             for path, sha in blobs:
                 if leaks(await _blob(repo, sha)):
-                    problems.append(f"{path}: holds a secret or token, so nothing was pushed")
+                    problems.append(
+                        f"{inline_code(path)}: holds a secret or token, so nothing was pushed"
+                    )
         tree = (await git("write-tree", cwd=repo, env=env)).strip()
     files = sorted(path for path, _, _ in entries)
     return Change(files, sorted(set(problems)), tree, added)

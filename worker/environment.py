@@ -30,6 +30,7 @@ from worker.sandbox import secretscan
 from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
 from worker.sandbox.netcheck import NetworkCheck
+from worker.untrusted import inline_code
 from worker.worklog import Step
 
 SECRETS_DIR = "/run/codex-secrets"
@@ -166,7 +167,7 @@ async def prepare(job: SetupJob, checkout: Path, show: Show) -> Environment:
 
 
 def leak_message(paths: list[str]) -> str:
-    shown = ", ".join(f"`{path}`" for path in paths[:10])
+    shown = ", ".join(inline_code(path) for path in paths[:10])
     more = f" and {len(paths) - 10} more" if len(paths) > 10 else ""
     return (
         f"the setup script left a secret in {shown}{more}, which would reach the agent and the "

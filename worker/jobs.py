@@ -40,7 +40,7 @@ from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
 from worker.sandbox import images
 from worker.sandbox.containers import removals_settled
-from worker.untrusted import safe_line
+from worker.untrusted import safe_line, safe_markdown
 from worker.worklog import WorkLog, render_full
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ class TaskRun:
                 f"it took longer than the {self.settings.task_timeout} s task limit. "
                 "Narrow the request, or raise `TASK_TIMEOUT`."
             )
-        return self.redact(str(error)) or type(error).__name__
+        text = self.redact(str(error)) or type(error).__name__
+        return safe_markdown(text, self.task.number, self.task.repo)
 
     async def _run(self, github: publish.Client, token: gh.InstallationToken) -> str:
         task = self.task
