@@ -11,7 +11,14 @@ import pytest
 
 from tests.conftest import SANDBOX_IMAGE
 from worker.repoconfig import RepoConfig
-from worker.sandbox.cache import CREATED, REPOSITORY, EnvironmentCache, is_lockfile, key
+from worker.sandbox.cache import (
+    CREATED,
+    REPOSITORY,
+    EnvironmentCache,
+    is_lockfile,
+    key,
+    key_files,
+)  # fmt: skip
 from worker.sandbox.containers import SandboxSpec, open_sandbox
 
 
@@ -89,9 +96,22 @@ def test_everything_that_shapes_the_environment_changes_its_key(
 
 def test_lockfiles_are_found_at_any_depth_and_other_files_are_not() -> None:
     paths = ["requirements-dev.txt", "web/package.json", "svc/go.sum", "src/app.py", "README.md",
-             "docs/requirements.md"]  # fmt: skip
+             "docs/requirements.md", "requirements/testing.txt", "py/requirements/base.in",
+             "docs/requirements/notes.md"]  # fmt: skip
     found = [path for path in paths if is_lockfile(path)]
-    assert found == ["requirements-dev.txt", "web/package.json", "svc/go.sum"]
+    assert found == ["requirements-dev.txt", "web/package.json", "svc/go.sum",
+                     "requirements/testing.txt", "py/requirements/base.in"]  # fmt: skip
+
+
+def test_a_monorepo_names_the_files_its_environment_depends_on() -> None:
+    tracked = ["python/uv.lock", "python/pyproject.toml", "web/package-lock.json", "go/go.sum"]
+    assert key_files(tracked, None) == sorted(tracked), "every lockfile by default"
+    named = key_files(tracked, ["python/uv.lock", "python/*.toml"])
+    assert named == ["python/pyproject.toml", "python/uv.lock"], "only what setup builds from"
+    config = RepoConfig.model_validate({"setup": "make", "cache": {"key": ["python/uv.lock"]}})
+    assert key("o/r", "i", config, {"python/uv.lock": "aa"}) != key(
+        "o/r", "i", config, {"python/uv.lock": "bb"}
+    )
 
 
 def test_a_task_with_the_cache_off_keeps_its_environment_only_for_itself(

