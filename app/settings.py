@@ -111,6 +111,11 @@ class Settings(SetupSettings):
     sandbox_memory: str = "2g"
     sandbox_cpus: float = Field(default=2.0, gt=0)
     sandbox_pids: int = Field(default=512, ge=16)
+    sandbox_disk: str = Field(
+        default="10g", pattern=r"^\s*(0|\d+(\.\d+)?\s*[kKmMgGtT]?i?[bB]?)\s*$"
+    )
+    """What one sandbox may write to disk (`SANDBOX_DISK`, e.g. `10g`; `0`: no limit): the
+    storage driver's quota where it has one, otherwise a watcher stops the sandbox past it."""
     sandbox_runtime: Literal["runc", "runsc"] | None = None
     """Docker runtime for sandboxes (`SANDBOX_RUNTIME`); `runsc` is gVisor, registered by
     deploy/docker/ensure-dockerd.sh without network. A repository's `runtime` overrides it."""

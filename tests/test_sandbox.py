@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import docker
 import pytest
 
 from tests.conftest import SANDBOX_IMAGE
-from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox
+from worker.sandbox import disk
+from worker.sandbox.containers import DockerSandbox, SandboxError, SandboxSpec, open_sandbox
 
 SPEC = SandboxSpec(
     image=SANDBOX_IMAGE, memory="256m", cpus=0.5, pids=64, label="test:sandbox#hardening"
@@ -115,3 +117,37 @@ def test_output_comes_back_exact_with_its_exit_code(engine: docker.DockerClient)
     assert runs == [("abc", 0), ("", 0), ("out\n", 3), ("err\n", 0)]
     assert read == blob, "binary content without a final newline, exact"
     assert failed is None, "a read whose command fails gives nothing"
+
+
+def test_a_sandbox_that_fills_the_disk_is_stopped_and_says_why(engine: docker.DockerClient) -> None:
+    spec = SandboxSpec(image=SANDBOX_IMAGE, memory="256m", cpus=0.5, pids=64, disk=20 << 20,
+                       label="test:sandbox#disk")  # fmt: skip
+
+    async def fill() -> tuple[str, float, bool]:
+        async with open_sandbox(engine, spec) as sandbox:
+            small = await sandbox.run("head -c 1000000 /dev/zero > /tmp/small; echo ok", timeout=30)
+            assert small.output.strip() == "ok", "writing under the limit works"
+            started = time.monotonic()
+            with pytest.raises(SandboxError) as stopped:
+                await sandbox.run("head -c 100000000 /dev/zero > /tmp/big; sleep 60", timeout=90)
+            name = sandbox.name
+        gone = not engine.containers.list(all=True, filters={"name": name})
+        return str(stopped.value), time.monotonic() - started, gone
+
+    reason, seconds, gone = asyncio.run(fill())
+    print(f"stopped {seconds:.1f} s after writing 100 MB over a 20 MB limit")
+    assert "disk limit (20 MB, `SANDBOX_DISK`)" in reason, reason
+    assert seconds < 15 and gone
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [("10g", 10 << 30), ("512m", 512 << 20), ("2GiB", 2 << 30), ("0", 0)]
+)
+def test_disk_sizes_are_read_as_operators_write_them(text: str, size: int) -> None:
+    assert disk.parse_size(text) == size
+
+
+def test_quotas_are_used_only_where_the_storage_driver_has_them() -> None:
+    ext4 = {"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "extfs"]]}
+    xfs = {"Driver": "overlay2", "DriverStatus": [["Backing Filesystem", "xfs"]]}
+    assert not disk.has_quotas(ext4) and disk.has_quotas(xfs) and disk.has_quotas({"Driver": "zfs"})

@@ -245,7 +245,7 @@ def test_a_change_to_workflows_is_refused_with_the_reason_and_nothing_pushed(
     )
     assert label(system, repo, number) == 202
     failed = status_comment(system, repo, number, "The task failed")
-    assert ".github/workflows/ci.yml: workflow files cannot be changed" in failed["body"]
+    assert "`.github/workflows/ci.yml`: workflow files cannot be changed" in failed["body"]
     assert "comment `/codex fix` to try again" in failed["body"]
     assert system.github.pulls(repo) == []
     assert not [p for p in system.github.pushes if p.full_name == repo]

@@ -29,6 +29,7 @@ from worker.redact import Redactor
 from worker.sandbox import secretscan
 from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
+from worker.sandbox.disk import parse_size
 from worker.sandbox.netcheck import NetworkCheck
 from worker.untrusted import inline_code
 from worker.worklog import Step
@@ -197,6 +198,7 @@ def sandbox_spec(
         label=label,
         runtime=None if runtime == "runc" else runtime,
         tmpfs=tmpfs or {},
+        disk=parse_size(settings.sandbox_disk) or None,
     )
 
 

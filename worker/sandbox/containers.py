@@ -23,6 +23,7 @@ import docker
 from docker.models.containers import Container
 
 from worker.protocols import CommandResult
+from worker.sandbox import disk
 from worker.sandbox.archives import SANDBOX_UID, tar_files, tar_tree
 from worker.sandbox.output import OutputBuffer
 
@@ -81,6 +82,8 @@ class SandboxSpec:
     """Environment of every command (not secret: visible in the container's config)."""
     label: str = ""
     """Written to the container's `codex.task` label, so leftovers can be found and removed."""
+    disk: int | None = None
+    """Bytes the container may write to disk (`SANDBOX_DISK`); None: no limit."""
     selftest: bool = False
     """A probe of the worker's own (labelled `codex.selftest`): not a task's container."""
     tmpfs: Mapping[str, str] = field(default_factory=dict)
@@ -97,6 +100,9 @@ class DockerSandbox:
         self.spec = spec
         self.exec_env: dict[str, str] = {}
         """Environment of every command from now on (the agent phase's proxy settings)."""
+        self.stopped: str | None = None
+        """Why the worker stopped the sandbox (its disk limit), for the person to read."""
+        self.watcher: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -133,6 +139,8 @@ class DockerSandbox:
                 f"command outlived its {timeout}s limit and the sandbox was stopped: "
                 f"{shlex.quote(command)[:200]}"
             ) from None
+        if self.stopped:
+            raise SandboxError(self.stopped)
         # `timeout` exits 124 after TERM, 137 after KILL.
         return CommandResult(
             exit_code=code,
@@ -157,7 +165,9 @@ class DockerSandbox:
                 buffer.add(chunk)
             code = api.exec_inspect(exec_id)["ExitCode"]
         except docker.errors.APIError as error:
-            raise SandboxError(f"the sandbox stopped answering: {error.explanation}") from error
+            raise SandboxError(
+                self.stopped or f"the sandbox stopped answering: {error.explanation}"
+            ) from error
         code = int(code if code is not None else -1)
         if buffer.take_end(end_line(code)):
             return buffer.text(), code
@@ -190,7 +200,13 @@ class DockerSandbox:
                 log.warning("task %s: the engine lost a read's output", self.spec.label)
             return None
 
-        return await asyncio.wait_for(asyncio.to_thread(run), READ_TRIES * (timeout + 30))
+        try:
+            data = await asyncio.wait_for(asyncio.to_thread(run), READ_TRIES * (timeout + 30))
+        except docker.errors.APIError as error:
+            raise SandboxError(self.stopped or f"the sandbox stopped answering: {error}") from None
+        if self.stopped:
+            raise SandboxError(self.stopped)
+        return data
 
     async def read_file(self, path: str, limit: int = 4_000_000) -> bytes | None:
         """A file of the checkout (relative `path`), or None when it is missing or too large."""
@@ -264,14 +280,33 @@ class DockerSandbox:
         }
         return address
 
+    async def stop(self, reason: str) -> None:
+        """Stop the sandbox for `reason`: every command from now on fails saying so."""
+        self.stopped = reason
+        with suppress(docker.errors.APIError):
+            await asyncio.to_thread(self.container.kill)
+
     async def kill(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
         with suppress(docker.errors.NotFound):
             await asyncio.to_thread(self.container.remove, force=True)
+
+
+_quotas: dict[str, bool] = {}
+
+
+def _quota(client: docker.DockerClient) -> bool:
+    url = str(client.api.base_url)
+    if url not in _quotas:
+        _quotas[url] = disk.has_quotas(client.info())
+    return _quotas[url]
 
 
 def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
     """Create and start the container. `create`, unlike `run`, never pulls a missing image."""
     memory = spec.memory
+    quota = {"size": str(spec.disk)} if spec.disk and _quota(client) else None
     container = client.containers.create(
         spec.image,
         command=["sleep", "infinity"],
@@ -299,6 +334,7 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
         labels={"codex.selftest" if spec.selftest else "codex.task": spec.label},
         tmpfs=dict(spec.tmpfs) or None,
         sysctls=IPV6_OFF,
+        storage_opt=quota,
     )
     try:
         container.start()
@@ -341,6 +377,10 @@ async def start_sandbox(client: docker.DockerClient, spec: SandboxSpec) -> Docke
             hint = f" (is the {spec.runtime!r} runtime registered? deploy/docker/ensure-dockerd.sh)"
         raise SandboxError(f"the sandbox would not start: {error.explanation}{hint}") from error
     sandbox = DockerSandbox(client, container, spec)
+    if spec.disk and not _quota(client):
+        sandbox.watcher = asyncio.create_task(
+            disk.watch(client, str(container.id), spec.disk, sandbox.stop)
+        )
     log.info("task %s: sandbox %s started", spec.label, sandbox.name)
     return sandbox
 
