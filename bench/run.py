@@ -14,6 +14,8 @@
    ignored deliveries and for deliveries that each queue a task.
 7. Egress proxy (`proxy`): kept-alive HTTP and HTTPS requests through the proxy process against
    the same requests straight to the server (needs no running system).
+8. A real `pip download` (`pip`): a dozen packages from the real package index through the
+   allowlist proxy against the same download on the setup network (needs the registries).
 
 Prints a line per figure as it goes, then the Markdown table for the README. Loopback only;
 every wait is bounded. The knobs are environment variables (see `Knobs`); for a quick look,
@@ -36,13 +38,14 @@ from bench import memory
 from bench.ack import bench_ack
 from bench.cache import bench_cache
 from bench.overhead import bench_overhead
+from bench.pipdownload import bench_pip
 from bench.proxy import bench_proxy
 from bench.report import Row, progress, show, table
 from bench.repos import bench_repos
 from bench.system import running_system
 from bench.throughput import bench_throughput
 
-ALL = ("overhead", "repos", "cache", "throughput", "ack", "proxy")
+ALL = ("overhead", "repos", "cache", "throughput", "ack", "proxy", "pip")
 
 
 def _ints(text: str) -> list[int]:
@@ -100,7 +103,10 @@ def measure(logs: Path, knobs: Knobs) -> list[Row]:
     if "proxy" in knobs.only:
         progress(f"egress proxy: {knobs.proxy_requests} requests per run, direct first")
         rows += show(bench_proxy(knobs.proxy_requests))
-    if not set(knobs.only) - {"proxy"}:
+    if "pip" in knobs.only:
+        progress("a real pip download, setup network first")
+        rows += show(bench_pip(os.environ.get("SANDBOX_IMAGE", "codex-sandbox:local")))
+    if not set(knobs.only) - {"proxy", "pip"}:
         return rows
     with running_system(logs) as system:
         if "overhead" in knobs.only:
