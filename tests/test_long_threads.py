@@ -1,0 +1,55 @@
+"""Long threads: the prompt keeps the newest comments and the line asked about, cuts the oldest."""
+
+from __future__ import annotations
+
+from tests.conftest import System, wait_for
+from tests.test_pull_tasks import script_fix
+from tests.test_triggers import bump_script, label, new_repo, status_comment
+
+LONG = " ".join(["filler"] * 500)
+"""About 3.5 KB: a dozen such comments fill the prompt's budget for quotes."""
+
+
+def test_an_issue_with_a_long_thread_shows_the_model_its_newest_comments(system: System) -> None:
+    sim = system.github
+    repo = new_repo(system)
+    number = sim.create_issue(repo, "Long issue thread", "Bump the version.", user="alice")
+    for k in range(129):  # two pages of 100: the newest are on the second
+        sim.add_comment(repo, number, f"remark-{k}: {LONG}", "alice" if k % 2 else "mallory")
+    sim.add_comment(repo, number, "newest remark: bump it to 2, not 3", "alice")
+    bump_script(system, "Long issue thread")
+
+    assert label(system, repo, number) == 202
+    wait_for(lambda: sim.pulls(repo), 90, f"a PR\n{system.logs()}")
+
+    opening = next(system.openai.conversation("Long issue thread"))["input"][0]["content"]
+    assert "Bump the version." in opening, "the issue itself is kept"
+    assert "newest remark: bump it to 2, not 3" in opening
+    assert "remark-128:" in opening and "remark-0:" not in opening and "remark-99:" not in opening
+    assert "older comments cut to fit the prompt" in opening
+
+
+def test_a_review_request_on_a_long_pull_request_keeps_the_line_it_is_attached_to(
+    system: System,
+) -> None:
+    sim = system.github
+    repo = new_repo(system)
+    sim.commit(repo, "busy", {"f.py": "x = 1\n"}, message="Add f")
+    pull = sim.create_pull(repo, "Busy review", "busy", user="alice")
+    for k in range(120):
+        sim.add_review_comment(repo, pull, f"review-{k}: {LONG}", "bob", "f.py", 1)
+    sim.add_review_comment(repo, pull, "last review: x should be 2", "bob", "f.py", 1)
+    script_fix(system, "Busy review")
+    payload = sim.webhook_payload(
+        "pull_request_review_comment", "created", repo, sender="alice", number=pull,
+        comment_body="/codex fix this line", path="f.py", line=1,
+    )  # fmt: skip
+
+    assert system.deliver("pull_request_review_comment", payload) == 202
+
+    status_comment(system, repo, pull, "Pushed to `busy`")
+    opening = next(system.openai.conversation("Busy review"))["input"][0]["content"]
+    assert "The request is attached to f.py line 1." in opening
+    assert "last review: x should be 2" in opening and "review-119:" in opening
+    assert "review-0:" not in opening
+    assert "older comments cut to fit the prompt" in opening
