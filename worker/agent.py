@@ -198,6 +198,7 @@ class Agent:
                 duration=result.duration,
                 output=output,
                 timed_out=result.timed_out,
+                kind="agent",
             )
         )
         log.info("task %s: step %d exit %d", self.label, self.step, result.exit_code)
@@ -218,7 +219,8 @@ class Agent:
             exit_code, answer = 1, self.redact(f"error: {error}")
         self.worklog.steps.append(
             Step(self.step, f"apply_patch  # {patch.summary()}", exit_code,
-                 time.monotonic() - started, answer if exit_code else self.redact(call.text))
+                 time.monotonic() - started, answer if exit_code else self.redact(call.text),
+                 kind="agent")
         )  # fmt: skip
         return answer
 

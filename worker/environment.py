@@ -205,15 +205,18 @@ async def run_script(
     secret_values: dict[str, str],
     timeout: int,
     redact: Redactor,
+    kind: Literal["setup", "maintenance"] = "setup",
 ) -> Step:
-    """`script` with the secrets in its own environment; SetupFailed when it fails."""
+    """`script` with the secrets in its own environment; SetupFailed when it fails. `kind` says
+    which of the repository's scripts it is, for the work log."""
     env = {**secret_values, "CODEX_SECRETS_DIR": SECRETS_DIR} if secret_values else None
     result = await sandbox.run(script, timeout=timeout, env=env)
-    step = Step(0, script, result.exit_code, result.duration, result.output, result.timed_out)
+    step = Step(0, script, result.exit_code, result.duration, result.output, result.timed_out,
+                kind=kind)  # fmt: skip
     if result.exit_code != 0:
         tail = redact(result.output.strip()[-1500:])
         raise SetupFailed(
-            f"the setup script from {CONFIG_PATH} failed with exit code "
+            f"the {kind} script from {CONFIG_PATH} failed with exit code "
             f"{result.exit_code}:\n\n```text\n{tail}\n```"
         )
     return step
@@ -238,5 +241,5 @@ async def maintain(
         raise SetupFailed(f"the cached environment could not be updated: {synced.output}")
     step = None
     if config.maintenance.strip():
-        step = await run_script(sandbox, config.maintenance, {}, timeout, redact)
+        step = await run_script(sandbox, config.maintenance, {}, timeout, redact, "maintenance")
     return step, await take_baseline(sandbox)

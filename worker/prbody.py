@@ -86,9 +86,7 @@ def render_claims(report: Report) -> str:
             lines.append(f"- {inline_code(command)}: ⚠️ named by the agent but never run")
         else:
             mark = "✅" if step.exit_code == 0 else "❌"
-            lines.append(
-                f"- {inline_code(command)}: {mark} exit {step.exit_code} (step {step.step})"
-            )
+            lines.append(f"- {inline_code(command)}: {mark} exit {step.exit_code} ({step.name})")
     return "\n".join(lines)
 
 
