@@ -30,6 +30,7 @@ from worker.sandbox import secretscan
 from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
 from worker.sandbox.netcheck import NetworkCheck
+from worker.untrusted import plain
 from worker.worklog import Step
 
 SECRETS_DIR = "/run/codex-secrets"
@@ -211,10 +212,10 @@ async def run_script(
     which of the repository's scripts it is, for the work log."""
     env = {**secret_values, "CODEX_SECRETS_DIR": SECRETS_DIR} if secret_values else None
     result = await sandbox.run(script, timeout=timeout, env=env)
-    step = Step(0, script, result.exit_code, result.duration, result.output, result.timed_out,
-                kind=kind)  # fmt: skip
+    output = plain(result.output)
+    step = Step(0, script, result.exit_code, result.duration, output, result.timed_out, kind=kind)
     if result.exit_code != 0:
-        tail = redact(result.output.strip()[-1500:])
+        tail = redact(output.strip()[-1500:])
         raise SetupFailed(
             f"the {kind} script from {CONFIG_PATH} failed with exit code "
             f"{result.exit_code}:\n\n```text\n{tail}\n```"
@@ -238,7 +239,7 @@ async def maintain(
     files stay), `maintenance` run (without secrets), the new baseline taken."""
     synced = await sandbox.run(RESYNC_COMMAND, timeout=300)
     if synced.exit_code != 0:
-        raise SetupFailed(f"the cached environment could not be updated: {synced.output}")
+        raise SetupFailed(f"the cached environment could not be updated: {plain(synced.output)}")
     step = None
     if config.maintenance.strip():
         step = await run_script(sandbox, config.maintenance, {}, timeout, redact, "maintenance")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from worker.redact import Redactor
 from worker.sandbox.output import trim_middle
-from worker.untrusted import fence, inline_code, safe_line, safe_markdown
+from worker.untrusted import fence, inline_code, plain, safe_line, safe_markdown
 from worker.worklog import Step, WorkLog, render_network, render_step
 
 PR_BODY_LIMIT = 65_536
@@ -150,7 +150,8 @@ def redacted(report: Report, redact: Redactor) -> Report:
     """`report` with secrets masked before anything in it is cut, so no cut keeps part of one."""
 
     def step(one: Step) -> Step:
-        return replace(one, command=redact(one.command), output=redact(one.output))
+        # Escapes go first: one splitting a secret would hide it from redaction.
+        return replace(one, command=redact(plain(one.command)), output=redact(plain(one.output)))
 
     log = replace(
         report.log,

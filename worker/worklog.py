@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from worker.sandbox.output import trim_middle
-from worker.untrusted import fence, inline_code
+from worker.untrusted import fence, inline_code, plain
 
 OUTPUT_IN_LOG = 2_000
 COMMAND_IN_LOG = 4_000
@@ -74,13 +74,13 @@ def render_step(step: Step) -> str:
     as a fenced block, line breaks as written."""
     status = "timed out" if step.timed_out else f"exit {step.exit_code}"
     name = f"**{step.step}.**" if step.kind == "agent" else f"**{step.name}**"
-    command = trim_middle(step.command.strip("\r\n"), COMMAND_IN_LOG)
+    command = trim_middle(plain(step.command).strip("\r\n"), COMMAND_IN_LOG)
     tail = f"→ {status} ({step.duration:.1f} s)"
     if "\n" in command or "\r" in command:
         head = f"{name} {tail}\n\n{fence(command, 'sh')}"
     else:
         head = f"{name} {inline_code(command)} {tail}"
-    output = trim_middle(step.output.strip(), OUTPUT_IN_LOG)
+    output = trim_middle(plain(step.output).strip(), OUTPUT_IN_LOG)
     return f"{head}\n\n{fence(output, 'text')}" if output else head
 
 
@@ -111,9 +111,11 @@ def render_full(logs: list[WorkLog]) -> str:
             parts.append(f"======== Attempt {number} of {len(logs)} ========")
         for step in [*log.steps, *([log.validation] if log.validation else [])]:
             status = "timed out" if step.timed_out else f"exit {step.exit_code}"
-            parts.append(f"--- {step.name}: {status} ({step.duration:.1f} s)\n$ {step.command}")
+            parts.append(
+                f"--- {step.name}: {status} ({step.duration:.1f} s)\n$ {plain(step.command)}"
+            )
             if step.output.strip():
-                parts.append(step.output.rstrip())
+                parts.append(plain(step.output).rstrip())
         parts += [f"note: {note}" for note in log.notes]
         if log.network != "off":
             parts.append(render_network(log))
