@@ -18,8 +18,9 @@ from urllib.parse import parse_qs, urlsplit
 from githubkit import GitHub, Response
 from redis.asyncio import Redis
 
-from app import access
+from app import access, keys
 from app.github import CONFIG_PATH, read_file
+from app.keys import run_key as run_key  # where jobs.py reads it
 from app.tasks import Task
 from worker import prompt, repoconfig
 from worker.publish import slug
@@ -64,13 +65,8 @@ class Plan:
     """fork_pr: the branch in this repository that holds a copy of the fork's head."""
 
 
-def run_key(repo: str, number: int) -> str:
-    """What the last run on a PR left for `/codex continue` and `/codex pick`."""
-    return f"codex:run:{repo}#{number}"
-
-
 def lastrun_key(task: Task) -> str:
-    return f"codex:lastrun:{task.thread}"
+    return keys.lastrun_key(task.thread)
 
 
 async def plan(github: GitHub[Any], task: Task, defaults: dict[str, Any]) -> Plan:
