@@ -29,7 +29,7 @@ def test_colour_codes_reach_neither_the_model_nor_the_pr_body(system: System) ->
 
     pull = published(system, repo, number)
     outputs = tool_outputs(system, "Colourful output")
-    assert outputs[0] == "exit code: 0\n FAIL done\n", "the model reads what a terminal shows"
+    assert outputs[0] == "exit code: 0\n FAIL  done\n", "the model reads what a terminal shows"
     assert system.github.git(repo, "show", f"{pull['head']}:colour.txt") == "1\n", "NO_COLOR=1"
     body = pull["body"]
     assert "\x1b" not in body and "[31m" not in body

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
+
 from tests.conftest import System, wait_for
 from tests.test_pull_tasks import script_fix
-from tests.test_triggers import bump_script, label, new_repo, status_comment
+from tests.test_triggers import bump_script, label, status_comment
+
+counter = itertools.count(1)
+RUN = secrets.token_hex(3)
 
 LONG = " ".join(["filler"] * 500)
 """About 3.5 KB: a dozen such comments fill the prompt's budget for quotes."""
+
+
+def new_repo(system: System) -> str:
+    """A repository of this module's own (other modules count theirs from 1 too)."""
+    repo = f"octo-org/long-{RUN}-{next(counter)}"
+    system.github.create_repo(repo, {"README.md": "# hello\n", "app.py": "VERSION = 1\n"})
+    system.github.set_permission(repo, "alice", "write")
+    return repo
 
 
 def test_an_issue_with_a_long_thread_shows_the_model_its_newest_comments(system: System) -> None:
