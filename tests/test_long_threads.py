@@ -17,7 +17,8 @@ LONG = " ".join(["filler"] * 500)
 
 
 def new_repo(system: System) -> str:
-    """A repository of this module's own (other modules count theirs from 1 too)."""
+    """A repository of this module's own. Scripts and request logs are shared by the whole run:
+    the texts here must not contain another test's match strings or logins."""
     repo = f"octo-org/long-{RUN}-{next(counter)}"
     system.github.create_repo(repo, {"README.md": "# hello\n", "app.py": "VERSION = 1\n"})
     system.github.set_permission(repo, "alice", "write")
@@ -27,18 +28,20 @@ def new_repo(system: System) -> str:
 def test_an_issue_with_a_long_thread_shows_the_model_its_newest_comments(system: System) -> None:
     sim = system.github
     repo = new_repo(system)
-    number = sim.create_issue(repo, "Long issue thread", "Bump the version.", user="alice")
+    number = sim.create_issue(
+        repo, "Long issue thread", "Set VERSION to 2 in app.py.", user="alice"
+    )
     for k in range(129):  # two pages of 100: the newest are on the second
-        sim.add_comment(repo, number, f"remark-{k}: {LONG}", "alice" if k % 2 else "mallory")
-    sim.add_comment(repo, number, "newest remark: bump it to 2, not 3", "alice")
+        sim.add_comment(repo, number, f"remark-{k}: {LONG}", "alice" if k % 2 else "passer-by")
+    sim.add_comment(repo, number, "newest remark: 2, not 3", "alice")
     bump_script(system, "Long issue thread")
 
     assert label(system, repo, number) == 202
     wait_for(lambda: sim.pulls(repo), 90, f"a PR\n{system.logs()}")
 
     opening = next(system.openai.conversation("Long issue thread"))["input"][0]["content"]
-    assert "Bump the version." in opening, "the issue itself is kept"
-    assert "newest remark: bump it to 2, not 3" in opening
+    assert "Set VERSION to 2 in app.py." in opening, "the issue itself is kept"
+    assert "newest remark: 2, not 3" in opening
     assert "remark-128:" in opening and "remark-0:" not in opening and "remark-99:" not in opening
     assert "older comments cut to fit the prompt" in opening
 
