@@ -12,13 +12,11 @@ from githubkit import GitHub
 from redis.asyncio import Redis
 
 from app.github import WRITE_ROLES, role_of
-
-ROLE_TTL = 60
-REFUSAL_TTL = 4 * 24 * 3600
+from app.keys import REFUSAL_TTL, ROLE_TTL, refused_key, role_key
 
 
 async def role(redis: Redis, github: GitHub[Any], repo: str, login: str) -> str:
-    key = f"codex:role:{repo}:{login}"
+    key = role_key(repo, login)
     cached = await redis.get(key)
     if cached:
         return str(cached.decode())
@@ -43,6 +41,6 @@ async def refuse_once(
     redis: Redis, github: GitHub[Any], repo: str, number: int, login: str
 ) -> None:
     """Tell `login` why nothing runs, once per issue or PR."""
-    if await redis.set(f"codex:refused:{repo}#{number}:{login}", "1", nx=True, ex=REFUSAL_TTL):
+    if await redis.set(refused_key(repo, number, login), "1", nx=True, ex=REFUSAL_TTL):
         owner, name = repo.split("/", 1)
         await github.rest.issues.async_create_comment(owner, name, number, body=refusal(login))

@@ -20,6 +20,7 @@ from githubkit import AppAuthStrategy, GitHub
 from app import access, commands, queue, status
 from app.events import Cancel, Reply, Thread
 from app.github import CONFIG_PATH, installation_client, react, read_file
+from app.keys import busy_key, while_running
 from app.settings import Settings
 from app.tasks import Task, TaskStatus
 
@@ -75,9 +76,9 @@ async def busy(services: Services, task: Task, running: Task | None) -> None:
         await access.refuse_once(redis, github, task.repo, task.number, task.sender)
         return
     holder = running.job_id if running is not None else task.thread
-    if await _first(services, queue.busy_key(holder, f"subject:{task.subject}")):
+    if await _first(services, busy_key(holder, f"subject:{task.subject}")):
         await react(github, task.repo, task.subject, task.number, "confused")
-    told = queue.busy_key(holder, f"person:{task.sender}")
+    told = busy_key(holder, f"person:{task.sender}")
     if not await _first(services, told):
         log.info("task %s: %s was told before that %s runs", task.job_id, task.sender, holder)
         return
@@ -192,8 +193,7 @@ def effective_settings(settings: Settings, thread: Thread) -> str:
 
 async def _first(services: Services, key: str) -> bool:
     """True the first time `key` is claimed while a task may still run."""
-    ttl = services.settings.task_timeout + 120
-    return bool(await services.redis.set(key, "1", nx=True, ex=ttl))
+    return bool(await services.redis.set(key, "1", nx=True, ex=while_running(services.settings)))
 
 
 async def _comment(github: GitHub[Any], repo: str, number: int, body: str) -> None:

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from app import events, feedback, queue, tasklog
 from app.github import app_client
 from app.github import close as close_github
+from app.keys import while_running
 from app.settings import get_settings
 from app.setup_mode import UntilConfigured
 from app.tasks import Task
@@ -109,8 +110,9 @@ async def route(
 
 
 async def start(services: feedback.Services, task: Task) -> Response:
-    ttl = services.settings.task_timeout + 120
-    submission = await queue.submit(services.redis, task, active_ttl=ttl)
+    submission = await queue.submit(
+        services.redis, task, active_ttl=while_running(services.settings)
+    )
     log.info("delivery %s: %s %s", task.delivery_id, task.job_id, submission.outcome)
     if submission.outcome == "duplicate":
         return Response(status_code=204)

@@ -15,7 +15,6 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Literal
 
 from arq.connections import ArqRedis, RedisSettings
@@ -34,10 +33,10 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.keys import SEEN_TTL, active_key, cancel_key, seen_key
 from app.settings import Settings
 from app.tasks import JOB_FUNCTION, Task, deserialize, serialize
 
-SEEN_TTL = timedelta(days=4)
 HEALTH_CHECK_INTERVAL = 30
 """Seconds a pooled connection may sit idle before it is pinged ahead of its next command, so
 a connection Redis dropped meanwhile is replaced instead of failing that command."""
@@ -84,23 +83,6 @@ class Submission:
     outcome: Literal["queued", "duplicate", "busy"]
     active: Task | None = None
     """With `busy`: the task already running for that issue or PR."""
-
-
-def seen_key(trigger_id: str) -> str:
-    return f"codex:seen:{trigger_id}"
-
-
-def active_key(thread: str) -> str:
-    return f"codex:active:{thread}"
-
-
-def cancel_key(job_id: str) -> str:
-    return f"codex:cancel:{job_id}"
-
-
-def busy_key(job_id: str, about: str) -> str:
-    """Marks that `about` (a person, a trigger's subject) was told `job_id` already runs."""
-    return f"codex:busy:{job_id}:{about}"
 
 
 def retry(settings: Settings) -> Retry:

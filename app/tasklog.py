@@ -13,9 +13,9 @@ import re
 
 from redis.asyncio import Redis
 
+from app.keys import LOG_TTL, log_key
 from app.settings import Settings
 
-TTL = 30 * 24 * 3600
 LIMIT = 8_000_000
 """Characters kept of one log; longer logs lose their middle."""
 LOG_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -26,10 +26,6 @@ def log_id(settings: Settings, job_id: str) -> str:
     return hmac.new(secret, f"log:{job_id}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _key(identifier: str) -> str:
-    return f"codex:log:{identifier}"
-
-
 async def store(redis: Redis, settings: Settings, job_id: str, text: str) -> str | None:
     """Keep `text` (already redacted) for 30 days; its URL when `PUBLIC_URL` is set."""
     identifier = log_id(settings, job_id)
@@ -38,7 +34,7 @@ async def store(redis: Redis, settings: Settings, job_id: str, text: str) -> str
         text = (
             f"{text[:half]}\n\n[... {len(text) - LIMIT} characters omitted ...]\n\n{text[-half:]}"
         )
-    await redis.set(_key(identifier), text.encode(), ex=TTL)
+    await redis.set(log_key(identifier), text.encode(), ex=LOG_TTL)
     if not settings.public_url:
         return None
     return f"{settings.public_url.rstrip('/')}/logs/{identifier}"
@@ -47,5 +43,5 @@ async def store(redis: Redis, settings: Settings, job_id: str, text: str) -> str
 async def load(redis: Redis, identifier: str) -> str | None:
     if not LOG_ID.match(identifier):
         return None
-    raw = await redis.get(_key(identifier))
+    raw = await redis.get(log_key(identifier))
     return raw.decode() if raw else None

@@ -272,6 +272,14 @@ def start_worker(env: dict[str, str], log: Path) -> Service:
     return service
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that use the `system` fixture are marked `system`: `-m "not system"` runs the
+    ones that need neither the app, the worker nor the Docker engine's shared ports."""
+    for item in items:
+        if "system" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.system)
+
+
 @pytest.fixture(scope="session")
 def system(
     redis_url: str,

@@ -164,7 +164,8 @@ def test_a_second_task_starts_from_the_cached_environment(system: System) -> Non
     assert "the cached environment was reused (setup skipped, maintenance ran)" in done["body"]
     assert re.search(r"started from image `[0-9a-f]{10}`", warm["body"]), "a fingerprint"
     assert "sha256:" not in warm["body"] and "codex-env:" not in warm["body"], "no usable name"
-    assert "**setup**" in warm["body"] and "maintenance-runs" in warm["body"]
+    assert "**maintenance**" in warm["body"] and "maintenance-runs" in warm["body"]
+    assert "**setup**" not in warm["body"], "setup did not run: maintenance is not called setup"
     seen = tool_outputs(system, "Cache warm task")[0]
     assert seen.startswith("exit code: 2\nrun\nrun\nbuilt\nnew\n"), seen
     assert "'old.txt': No such file" in seen, "the checkout is at the new commit"

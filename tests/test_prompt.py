@@ -6,7 +6,16 @@ import re
 
 import pytest
 
-from worker.prompt import MAX_AGENTS_MD, Quote, Subject, agents_md, clean, render_quote, task_prompt
+from worker.prompt import (
+    MAX_AGENTS_MD,
+    Quote,
+    Subject,
+    agents_md,
+    clean,
+    render_quote,
+    task_prompt,
+    within_budget,
+)
 
 
 def blocks(prompt: str) -> list[tuple[str, str, str]]:
@@ -147,3 +156,53 @@ def test_text_with_ordinary_markup_is_left_alone() -> None:
     body = "Rendering `<div>` breaks when a < b and <contextual> menus open."
     rendered = render_quote(Quote("alice", body, "issue", trusted=True))
     assert rendered == f'<context from="@alice" kind="issue">\n{body}\n</context>'
+
+
+def thread(count: int, size: int = 6_000) -> list[Quote]:
+    """An issue and `count` long comments, comment K saying `comment-K` first."""
+    issue = Quote("alice", "The issue: make it fast.", "issue", trusted=True, pinned=True)
+    comments = [
+        Quote(f"user{k}", f"comment-{k} " + "x" * size, "comment", trusted=k % 2 == 0)
+        for k in range(count)
+    ]
+    return [issue, *comments]
+
+
+def test_a_long_thread_loses_its_oldest_comments_and_keeps_the_newest() -> None:
+    prompt = task_prompt(Subject("issue", "o/r", 1, "Speed"), thread(20))
+    shown = [k for k in range(20) if f"comment-{k} " in prompt]
+    assert shown == list(range(shown[0], 20)), "what is kept is the newest, in thread order"
+    assert 0 < len(shown) < 20
+    assert "The issue: make it fast." in prompt, "the issue itself is never cut"
+    note = f"[... {20 - len(shown)} older comments cut to fit the prompt ...]"
+    assert prompt.index("make it fast") < prompt.index(note) < prompt.index(f"comment-{shown[0]} ")
+    assert len(prompt) < 34_000
+
+
+def test_the_location_and_previous_run_survive_any_thread() -> None:
+    where = "The request is attached to src/app.py line 42."
+    location = Quote("bob", where, "location", trusted=True, pinned=True)
+    previous = Quote("codex", "A previous run stopped: max steps.", "previous run", True, True)
+    subject = Subject("pull request", "o/r", 7, "Fix")
+    prompt = task_prompt(subject, [*thread(60), location, previous])
+    assert "src/app.py line 42" in prompt
+    assert "A previous run stopped: max steps." in prompt
+    assert "comment-59 " in prompt and "comment-0 " not in prompt
+    assert prompt.rstrip().endswith("</context>"), "the pinned records come last, as sent"
+
+
+def test_a_short_thread_is_shown_whole_without_a_note() -> None:
+    prompt = task_prompt(Subject("issue", "o/r", 1, "Speed"), thread(3, size=100))
+    assert all(f"comment-{k} " in prompt for k in range(3))
+    assert "cut to fit" not in prompt
+
+
+def test_one_comment_too_long_for_what_is_left_cuts_everything_older_too() -> None:
+    quotes = thread(3, size=100)
+    huge = Quote("mallory", "huge " + "y" * 7_900, "comment", trusted=False)
+    quotes = [quotes[0], quotes[1], huge, quotes[2], quotes[3]]
+    parts = within_budget(quotes, budget=len(render_quote(quotes[0])) + 2 * 400)
+    text = "\n".join(parts)
+    assert "comment-2 " in text and "comment-1 " in text
+    assert "huge" not in text and "comment-0 " not in text, "no gap: older ones go with it"
+    assert "[... 2 older comments cut to fit the prompt ...]" in parts

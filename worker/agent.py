@@ -19,6 +19,7 @@ from worker.modelerrors import ModelError
 from worker.patch import PatchError
 from worker.protocols import Conversation, Sandbox, ToolCall, ToolResult
 from worker.repoconfig import LimitsConfig
+from worker.untrusted import plain
 from worker.worklog import Step, WorkLog
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,8 @@ class Agent:
             raise LimitsExceeded(self._time_limit())
         timeout = min(parsed.timeout, remaining)
         result = await self.sandbox.run(parsed.command, timeout=timeout, workdir=parsed.workdir)
-        output = self.redact(result.output)
+        output = self.redact(plain(result.output))  # colours cost tokens; a secret split by
+        # one is whole again once they are gone, so redaction comes after
         self.worklog.steps.append(
             Step(
                 step=self.step,
@@ -198,6 +200,7 @@ class Agent:
                 duration=result.duration,
                 output=output,
                 timed_out=result.timed_out,
+                kind="agent",
             )
         )
         log.info("task %s: step %d exit %d", self.label, self.step, result.exit_code)
@@ -218,7 +221,8 @@ class Agent:
             exit_code, answer = 1, self.redact(f"error: {error}")
         self.worklog.steps.append(
             Step(self.step, f"apply_patch  # {patch.summary()}", exit_code,
-                 time.monotonic() - started, answer if exit_code else self.redact(call.text))
+                 time.monotonic() - started, answer if exit_code else self.redact(call.text),
+                 kind="agent")
         )  # fmt: skip
         return answer
 

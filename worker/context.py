@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, cast
+from urllib.parse import parse_qs, urlsplit
 
-from githubkit import GitHub
+from githubkit import GitHub, Response
 from redis.asyncio import Redis
 
-from app import access
+from app import access, keys
 from app.github import CONFIG_PATH, read_file
+from app.keys import run_key as run_key  # where jobs.py reads it
 from app.tasks import Task
 from worker import prompt, repoconfig
 from worker.publish import slug
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from githubkit_schemas.latest.models import PullRequest
 
 MAX_COMMENTS = 30
+"""The newest comments of each kind that the prompt quotes (before its size budget)."""
+PER_PAGE = 100
 
 
 @dataclass(frozen=True)
@@ -61,13 +65,8 @@ class Plan:
     """fork_pr: the branch in this repository that holds a copy of the fork's head."""
 
 
-def run_key(repo: str, number: int) -> str:
-    """What the last run on a PR left for `/codex continue` and `/codex pick`."""
-    return f"codex:run:{repo}#{number}"
-
-
 def lastrun_key(task: Task) -> str:
-    return f"codex:lastrun:{task.thread}"
+    return keys.lastrun_key(task.thread)
 
 
 async def plan(github: GitHub[Any], task: Task, defaults: dict[str, Any]) -> Plan:
@@ -129,6 +128,31 @@ async def plan(github: GitHub[Any], task: Task, defaults: dict[str, Any]) -> Pla
     )
 
 
+def _page_number(link: dict[str, str] | None) -> int:
+    if link is None:
+        return 1
+    page = parse_qs(urlsplit(link.get("url", "")).query).get("page", ["1"])[0]
+    return int(page) if page.isdigit() else 1
+
+
+async def newest(list_page: Callable[[int], Awaitable[Response[Any]]], count: int) -> list[Any]:
+    """The last `count` items of a GitHub list, which GitHub returns oldest first.
+
+    Neither comment list can be asked for newest first (issue comments have no `direction`), so
+    the first page's Link header says which page is last; that page is read, and the one before
+    it when the last holds fewer than `count`: at most three requests on any thread."""
+    first = await list_page(1)
+    items = list(first.parsed_data)
+    last = _page_number(first.raw_response.links.get("last"))
+    if last > 1:
+        tail = list((await list_page(last)).parsed_data)
+        if len(tail) < count:
+            before = items if last == 2 else list((await list_page(last - 1)).parsed_data)
+            tail = before + tail
+        items = tail
+    return items[-count:]
+
+
 async def _trusted(redis: Redis, github: GitHub[Any], repo: str, login: str) -> bool:
     return login.endswith("[bot]") is False and await access.may_start(redis, github, repo, login)
 
@@ -145,11 +169,14 @@ async def prompt_for(redis: Redis, github: GitHub[Any], task: Task, plan: Plan) 
     comments since the last run and the line commented on; untrusted authors marked."""
     owner, name = task.repo.split("/", 1)
     if task.kind == "issue":
-        listed = await github.rest.issues.async_list_comments(
-            owner, name, task.number, per_page=MAX_COMMENTS
+        listed = await newest(
+            lambda page: github.rest.issues.async_list_comments(
+                owner, name, task.number, per_page=PER_PAGE, page=page
+            ),
+            MAX_COMMENTS,
         )
         texts = [(plan.author, plan.body, "issue")]
-        for comment in cast("list[Any]", listed.parsed_data):
+        for comment in listed:
             login = comment.user.login if comment.user else "ghost"
             if not login.endswith("[bot]"):
                 texts.append((login, comment.body or "", "comment"))
@@ -157,10 +184,13 @@ async def prompt_for(redis: Redis, github: GitHub[Any], task: Task, plan: Plan) 
     else:
         texts = [(plan.author, plan.body, "pull request")]
         since = await redis.get(lastrun_key(task))
-        reviews = await github.rest.pulls.async_list_review_comments(
-            owner, name, task.number, per_page=100
+        reviews = await newest(
+            lambda page: github.rest.pulls.async_list_review_comments(
+                owner, name, task.number, per_page=PER_PAGE, page=page
+            ),
+            MAX_COMMENTS,
         )
-        for comment in cast("list[Any]", reviews.parsed_data)[-MAX_COMMENTS:]:
+        for comment in reviews:
             if since and comment.created_at.timestamp() < json.loads(since):
                 continue
             login = comment.user.login if comment.user else "ghost"
@@ -170,6 +200,7 @@ async def prompt_for(redis: Redis, github: GitHub[Any], task: Task, plan: Plan) 
     quotes = list(
         await asyncio.gather(*(_quote(redis, github, task.repo, *text) for text in texts))
     )
+    quotes[0] = replace(quotes[0], pinned=True)  # the issue or PR itself: what the task is
     if task.review_path:
         quotes.append(
             prompt.Quote(
@@ -177,6 +208,7 @@ async def prompt_for(redis: Redis, github: GitHub[Any], task: Task, plan: Plan) 
                 text=f"The request is attached to {task.review_path} line {task.review_line}.",
                 label="location",
                 trusted=True,
+                pinned=True,
             )
         )
     if task.action == "continue":
@@ -202,4 +234,4 @@ async def previous_run(redis: Redis, task: Task) -> prompt.Quote:
             f"Its summary: {run.get('summary') or '(none)'}\n\n"
             f"Its last commands:\n{commands or '- (none)'}"
         )
-    return prompt.Quote(author="codex", text=text, label="previous run", trusted=True)
+    return prompt.Quote(author="codex", text=text, label="previous run", trusted=True, pinned=True)

@@ -31,7 +31,7 @@ from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
 from worker.sandbox.disk import parse_size
 from worker.sandbox.netcheck import NetworkCheck
-from worker.untrusted import inline_code
+from worker.untrusted import inline_code, plain
 from worker.worklog import Step
 
 SECRETS_DIR = "/run/codex-secrets"
@@ -208,15 +208,18 @@ async def run_script(
     secret_values: dict[str, str],
     timeout: int,
     redact: Redactor,
+    kind: Literal["setup", "maintenance"] = "setup",
 ) -> Step:
-    """`script` with the secrets in its own environment; SetupFailed when it fails."""
+    """`script` with the secrets in its own environment; SetupFailed when it fails. `kind` says
+    which of the repository's scripts it is, for the work log."""
     env = {**secret_values, "CODEX_SECRETS_DIR": SECRETS_DIR} if secret_values else None
     result = await sandbox.run(script, timeout=timeout, env=env)
-    step = Step(0, script, result.exit_code, result.duration, result.output, result.timed_out)
+    output = plain(result.output)
+    step = Step(0, script, result.exit_code, result.duration, output, result.timed_out, kind=kind)
     if result.exit_code != 0:
-        tail = redact(result.output.strip()[-1500:])
+        tail = redact(output.strip()[-1500:])
         raise SetupFailed(
-            f"the setup script from {CONFIG_PATH} failed with exit code "
+            f"the {kind} script from {CONFIG_PATH} failed with exit code "
             f"{result.exit_code}:\n\n```text\n{tail}\n```"
         )
     return step
@@ -238,8 +241,8 @@ async def maintain(
     files stay), `maintenance` run (without secrets), the new baseline taken."""
     synced = await sandbox.run(RESYNC_COMMAND, timeout=300)
     if synced.exit_code != 0:
-        raise SetupFailed(f"the cached environment could not be updated: {synced.output}")
+        raise SetupFailed(f"the cached environment could not be updated: {plain(synced.output)}")
     step = None
     if config.maintenance.strip():
-        step = await run_script(sandbox, config.maintenance, {}, timeout, redact)
+        step = await run_script(sandbox, config.maintenance, {}, timeout, redact, "maintenance")
     return step, await take_baseline(sandbox)

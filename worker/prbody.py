@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from worker.redact import Redactor
 from worker.sandbox.output import trim_middle
-from worker.untrusted import fence, inline_code, safe_line, safe_markdown
+from worker.untrusted import fence, inline_code, plain, safe_line, safe_markdown
 from worker.worklog import Step, WorkLog, render_network, render_step
 
 PR_BODY_LIMIT = 65_536
@@ -86,9 +86,7 @@ def render_claims(report: Report) -> str:
             lines.append(f"- {inline_code(command)}: ⚠️ named by the agent but never run")
         else:
             mark = "✅" if step.exit_code == 0 else "❌"
-            lines.append(
-                f"- {inline_code(command)}: {mark} exit {step.exit_code} (step {step.step})"
-            )
+            lines.append(f"- {inline_code(command)}: {mark} exit {step.exit_code} ({step.name})")
     return "\n".join(lines)
 
 
@@ -152,7 +150,8 @@ def redacted(report: Report, redact: Redactor) -> Report:
     """`report` with secrets masked before anything in it is cut, so no cut keeps part of one."""
 
     def step(one: Step) -> Step:
-        return replace(one, command=redact(one.command), output=redact(one.output))
+        # Escapes go first: one splitting a secret would hide it from redaction.
+        return replace(one, command=redact(plain(one.command)), output=redact(plain(one.output)))
 
     log = replace(
         report.log,

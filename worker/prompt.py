@@ -89,6 +89,9 @@ class Quote:
     label: str
     trusted: bool
     """The author has write access. Untrusted text is fenced off as such."""
+    pinned: bool = False
+    """Kept whatever the budget: the issue or PR itself, the line a review comment is attached
+    to, the record of the previous run. Each is capped at `MAX_QUOTE`, so together they fit."""
 
 
 def render_quote(quote: Quote) -> str:
@@ -105,19 +108,39 @@ def render_quote(quote: Quote) -> str:
     )
 
 
+def within_budget(quotes: list[Quote], budget: int = MAX_CONTEXT) -> list[str]:
+    """The quotes rendered in thread order, the oldest unpinned ones dropped to fit `budget`.
+
+    A thread is read oldest first, but on a long one the newest comments say what is wanted
+    now: pinned quotes always stay, then unpinned ones are kept from the newest back until one
+    does not fit; everything older is replaced by one note where it stood."""
+    rendered = [render_quote(quote) for quote in quotes]
+    room = budget - sum(len(text) for text, q in zip(rendered, quotes, strict=True) if q.pinned)
+    kept = [q.pinned for q in quotes]
+    for index in reversed(range(len(quotes))):
+        if quotes[index].pinned:
+            continue
+        if len(rendered[index]) > room:
+            break
+        room -= len(rendered[index])
+        kept[index] = True
+    dropped = kept.count(False)
+    parts: list[str] = []
+    for index, text in enumerate(rendered):
+        if kept[index]:
+            parts.append(text)
+        elif index == kept.index(False):
+            plural = "s" if dropped > 1 else ""
+            parts.append(f"[... {dropped} older comment{plural} cut to fit the prompt ...]")
+    return parts
+
+
 def task_prompt(subject: Subject, quotes: list[Quote], instructions: str = "") -> str:
     parts = [
         f"Repository: {subject.repo}",
         f"{subject.kind.capitalize()} #{subject.number}: {neutralize(clean(subject.title))}",
+        *within_budget(quotes),
     ]
-    budget = MAX_CONTEXT
-    for quote in quotes:
-        rendered = render_quote(quote)
-        if len(rendered) > budget:
-            parts.append("[... older context cut ...]")
-            break
-        budget -= len(rendered)
-        parts.append(rendered)
     if instructions.strip():
         parts.append(f"Instructions from the person who started this task:\n{clean(instructions)}")
     return "\n\n".join(parts)

@@ -14,6 +14,10 @@ The price of never guessing where inline or indented code ends: a `<` there show
 
 Character references that spell `@`, `#`, letters or digits are decoded first: GitHub finds
 mentions and references in the rendered text, where `&#64;` is an `@`.
+
+Terminal escape sequences (colours, cursor moves, OSC 8 links) are removed from command output
+before anyone reads it, the model included: they render as noise, and a Node project's coloured
+test output was once 28% escape characters, eating the log's budget.
 """
 
 from __future__ import annotations
@@ -45,6 +49,21 @@ HEADING = re.compile(rf"^{CONTAINERS}#{{1,2}}(?=[ \t]|$)")
 SETEXT = re.compile(rf"^{CONTAINERS}([=-])(\2*[ \t]*)$")
 SPECIAL_FENCES = {"mermaid", "geojson", "topojson", "stl", "math"}
 """Fences GitHub renders as diagrams, maps or models rather than showing the code."""
+ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours (`ESC[31m`), cursor moves, erase line
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # the same, as the 8-bit C1 control
+    r"|\x1b\][^\x07\x1b\n]*(?:\x07|\x1b\\)?"  # OSC: titles, OSC 8 links; ends at BEL or ST
+    r"|\x1b[P^_X][^\x1b\n]*(?:\x1b\\)?"  # DCS, PM, APC, SOS strings
+    r"|\x1b[ -/]*[0-~]"  # two-character escapes and charset selection (`ESC(B`)
+    r"|\x1b"  # a lone ESC left by a cut
+)
+"""Terminal escape sequences (ECMA-48). Unterminated strings stop at the line's end, so a
+stray ESC never hides the rest of the output; no two alternatives overlap: linear time."""
+
+
+def plain(text: str) -> str:
+    """`text` without terminal escape sequences: what a terminal shows, minus the colours."""
+    return ESCAPES.sub("", text) if "\x1b" in text or "\x9b" in text else text
 
 
 def _decode(match: re.Match[str]) -> str:

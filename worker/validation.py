@@ -20,6 +20,7 @@ from worker.redact import Redactor
 from worker.repoconfig import RepoConfig
 from worker.sandbox.archives import tar_files
 from worker.sandbox.containers import HOME, DockerSandbox, SandboxSpec, start_sandbox
+from worker.untrusted import plain
 from worker.worklog import Step
 
 CHANGE_FILE = ".codex-change.diff"
@@ -80,12 +81,13 @@ class ValidationSandbox:
             )
             applied = await sandbox.run(APPLY_COMMAND, timeout=120)
             if applied.exit_code != 0:
-                output = f"the change could not be applied for validation:\n{applied.output}"
-                return Step(-1, command, applied.exit_code or 1, applied.duration, output)
+                output = f"the change could not be applied for validation:\n{plain(applied.output)}"
+                return Step(-1, command, applied.exit_code or 1, applied.duration, output,
+                            kind="check")  # fmt: skip
         async with network(sandbox):
             result = await sandbox.run(command, timeout=timeout)
-        return Step(-1, command, result.exit_code, result.duration, result.output,
-                    result.timed_out)  # fmt: skip
+        return Step(-1, command, result.exit_code, result.duration, plain(result.output),
+                    result.timed_out, kind="check")  # fmt: skip
 
     async def close(self) -> None:
         """Remove the container, whatever state its preparation is in."""

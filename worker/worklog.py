@@ -4,22 +4,37 @@ the plain-text full log the task page serves. `prbody.py` renders it for the PR.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from worker.sandbox.output import trim_middle
-from worker.untrusted import fence, inline_code
+from worker.untrusted import fence, inline_code, plain
 
 OUTPUT_IN_LOG = 2_000
+COMMAND_IN_LOG = 4_000
+"""Characters of one command in the PR body's log (a heredoc can carry a whole file)."""
+
+Kind = Literal["setup", "maintenance", "agent", "check"]
+"""Who ran a step: the repository's setup script, its maintenance script on a cached
+environment, the agent, or the worker's own run of the `validate` command after the agent."""
 
 
 @dataclass(frozen=True)
 class Step:
     step: int
-    """The agent's turn; 0 for the repository's setup script."""
+    """The agent's turn (1, 2, ...); 0 for setup and maintenance, -1 for the check."""
     command: str
     exit_code: int
     duration: float
     output: str
     timed_out: bool = False
+    kind: Kind = "agent"
+
+    @property
+    def name(self) -> str:
+        """How the logs name the step: `step 3`, `setup`, `maintenance`, `repository check`."""
+        if self.kind == "agent":
+            return f"step {self.step}"
+        return "repository check" if self.kind == "check" else self.kind
 
 
 @dataclass
@@ -55,10 +70,17 @@ class WorkLog:
 
 
 def render_step(step: Step) -> str:
+    """One step for the PR body: a one-line command inline, a longer one (a script, a heredoc)
+    as a fenced block, line breaks as written."""
     status = "timed out" if step.timed_out else f"exit {step.exit_code}"
-    name = f"**{step.step}.**" if step.step else "**setup**"
-    head = f"{name} {inline_code(step.command)} → {status} ({step.duration:.1f} s)"
-    output = trim_middle(step.output.strip(), OUTPUT_IN_LOG)
+    name = f"**{step.step}.**" if step.kind == "agent" else f"**{step.name}**"
+    command = trim_middle(plain(step.command).strip("\r\n"), COMMAND_IN_LOG)
+    tail = f"→ {status} ({step.duration:.1f} s)"
+    if "\n" in command or "\r" in command:
+        head = f"{name} {tail}\n\n{fence(command, 'sh')}"
+    else:
+        head = f"{name} {inline_code(command)} {tail}"
+    output = trim_middle(plain(step.output).strip(), OUTPUT_IN_LOG)
     return f"{head}\n\n{fence(output, 'text')}" if output else head
 
 
@@ -88,11 +110,12 @@ def render_full(logs: list[WorkLog]) -> str:
         if len(logs) > 1:
             parts.append(f"======== Attempt {number} of {len(logs)} ========")
         for step in [*log.steps, *([log.validation] if log.validation else [])]:
-            name = {0: "setup", -1: "repository check"}.get(step.step, f"step {step.step}")
             status = "timed out" if step.timed_out else f"exit {step.exit_code}"
-            parts.append(f"--- {name}: {status} ({step.duration:.1f} s)\n$ {step.command}")
+            parts.append(
+                f"--- {step.name}: {status} ({step.duration:.1f} s)\n$ {plain(step.command)}"
+            )
             if step.output.strip():
-                parts.append(step.output.rstrip())
+                parts.append(plain(step.output).rstrip())
         parts += [f"note: {note}" for note in log.notes]
         if log.network != "off":
             parts.append(render_network(log))
