@@ -140,17 +140,20 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
     network = env.network if env.warm else deps.egress.network if mode != "off" else None
     spec = environment.sandbox_spec(settings, env.image, network, config, label, job.runtime)
     checker = None
-    if config.validate_command:
-        checker = ValidationSandbox(
-            deps.docker, environment.sandbox_spec(settings, env.image, network, config,
-                                                  f"{label}/validate", job.runtime),
-            env, _checkout(job), config, settings.setup_timeout, job.redact,
-        )  # fmt: skip
     try:
         async with open_sandbox(deps.docker, spec, remove_later=True) as sandbox:
             started_from = str(sandbox.container.attrs.get("Image", ""))
             workspace = await asyncio.shield(job.workspace)
             baseline = await _ready(job, env, sandbox, workspace.base, worklog, show, number)
+            if config.validate_command:
+                # Started only now, so it does not slow the agent's own start (on a busy
+                # engine two starts at once each take about twice as long); ready while the
+                # agent works.
+                checker = ValidationSandbox(
+                    deps.docker, environment.sandbox_spec(settings, env.image, network, config,
+                                                          f"{label}/validate", job.runtime),
+                    env, _checkout(job), config, settings.setup_timeout, job.redact,
+                )  # fmt: skip
             agent_phase: AbstractAsyncContextManager[None] = nullcontext()
             if mode == "off":
                 await sandbox.isolate()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import os
 import posixpath
 from collections.abc import Mapping
@@ -72,7 +73,15 @@ async def git_bytes(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await process.communicate(stdin)
+    try:
+        out, err = await process.communicate(stdin)
+    except BaseException:
+        # A cancelled task (say, a clone its task no longer needs) must not leave git writing
+        # into a directory the caller is about to remove.
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await asyncio.shield(process.wait())
+        raise
     if process.returncode != 0:
         message = err.decode(errors="replace").strip()
         if token:
