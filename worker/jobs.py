@@ -10,6 +10,7 @@ abort: the containers go with the task and nothing is pushed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import tempfile
@@ -36,6 +37,7 @@ from worker import (
 from worker.agent import Limits, Progress, limits_for
 from worker.attempt import Attempt
 from worker.deps import Deps
+from worker.heartbeat import Heartbeat
 from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
 from worker.sandbox import images
@@ -65,8 +67,14 @@ class Cancelled(Exception):
 
 
 class TaskRun:
-    def __init__(self, deps: Deps, redis: ArqRedis, task: Task) -> None:
+    def __init__(
+        self, deps: Deps, redis: ArqRedis, task: Task, try_number: int = 1, max_tries: int = 1
+    ) -> None:
         self.deps = deps
+        self.try_number = try_number
+        """arq's `job_try`: above 1 after a worker died or stopped mid-task (a failure is
+        final at once, so tries count interruptions only)."""
+        self.max_tries = max_tries
         self.settings = deps.settings
         self.redis = redis
         self.task = task
@@ -83,6 +91,11 @@ class TaskRun:
 
     async def run(self) -> str:
         task = self.task
+        if self.try_number > 1:
+            state = await status.current(self.redis, task.job_id)
+            if state and TaskStatus(state["status"]).final:
+                # The last try ended the task and its worker stopped before arq heard of it.
+                return f"already {state['status']} on an earlier try"
         token = await gh.mint_token(self.deps.app_github, task.installation_id, task.repo)
         self.redact.add(token.token)
         github = gh.token_client(self.deps.app_github, token)
@@ -91,8 +104,11 @@ class TaskRun:
                 return await self._run(github, token)
         except (asyncio.CancelledError, Cancelled) as stop:
             by = await queue.cancelled_by(self.redis, task.job_id)
-            if by is None:
+            if by is None and self.try_number < self.max_tries:
                 raise  # the worker is shutting down: arq runs the task again
+            if by is None:  # arq would drop it silently: say so, and free the issue
+                await self._finish(github, TaskStatus.FAILED, interrupted(self.try_number))
+                raise
             await self._finish(github, TaskStatus.CANCELLED, f"🛑 Cancelled by @{by}.")
             if isinstance(stop, asyncio.CancelledError):
                 raise
@@ -534,8 +550,15 @@ class TaskRun:
     async def _show(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
         """Show the phase in the status comment; a GitHub hiccup here never fails the task."""
         self.shown = time.monotonic()
+        if self.try_number > 1 and not phase.final:
+            text = (
+                f"🔁 Resuming after a worker restart, try {self.try_number} of "
+                f"{self.max_tries}.\n\n{text}"
+            )
         try:
-            await status.show(self.redis, github, self.task, phase, self.redact(text))
+            await status.show(
+                self.redis, github, self.task, phase, self.redact(text), self.try_number
+            )
         except Exception:
             log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
 
@@ -561,9 +584,33 @@ async def settled(work: asyncio.Task[Any]) -> None:
         work.exception()
 
 
+def interrupted(tries: int) -> str:
+    return (
+        f"❌ The task was interrupted {tries} times (its worker stopped or died each time), "
+        "so it was given up. Comment `/codex fix` to try again; if the workers keep "
+        "stopping, their logs say why."
+    )
+
+
+async def give_up(deps: Deps, redis: ArqRedis, task: Task, tries: int) -> None:
+    """The janitor's final word on a task whose worker died on its last try."""
+    token = await gh.mint_token(deps.app_github, task.installation_id, task.repo)
+    github = gh.token_client(deps.app_github, token)
+    try:
+        await queue.release(redis, task)
+        await status.show(redis, github, task, TaskStatus.FAILED, interrupted(tries), tries)
+    finally:
+        with contextlib.suppress(Exception):
+            await gh.revoke_token(github)
+
+
 async def run_task(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
     task = Task.model_validate(payload)
-    log.info("task %s: started (delivery %s)", task.job_id, task.delivery_id)
-    result = await TaskRun(ctx["deps"], ctx["redis"], task).run()
+    log.info("task %s: started (delivery %s, try %d)", task.job_id, task.delivery_id,
+             ctx["job_try"])  # fmt: skip
+    beats: Heartbeat = ctx["heartbeat"]
+    async with beats.running_task(task):
+        run = TaskRun(ctx["deps"], ctx["redis"], task, ctx["job_try"], beats.max_tries)
+        result = await run.run()
     log.info("task %s: %s", task.job_id, result)
     return result

@@ -1,0 +1,119 @@
+"""Nothing lost, nothing twice: a killed worker's task and its containers.
+
+The kill test runs an app and two workers of its own, on a Redis of their own and egress port
+3134, so killing a worker touches nothing another test uses; only processes it started are
+killed, by pid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+
+from tests.conftest import (
+    Service,
+    System,
+    service_env,
+    start_app,
+    start_redis,
+    start_worker,
+    wait_for,
+)
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI, finish, shell
+from worker.reaper import FLEET_LABEL, WORKER_LABEL, fleet_of
+
+
+@pytest.fixture
+def engine(docker_ready: None) -> Iterator[docker.DockerClient]:
+    client = docker.from_env()
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _labelled(engine: docker.DockerClient, label: str) -> list[str]:
+    return [str(c.id) for c in engine.containers.list(all=True, filters={"label": label})]
+
+
+def test_a_killed_workers_task_is_picked_up_by_another_and_ends_with_one_pr(
+    github: GitHubSim,
+    openai_fake: ScriptedOpenAI,
+    engine: docker.DockerClient,
+    tmp_path: Path,
+) -> None:
+    sim = github
+    repo = "octo-org/durable-kill"
+    title = "Durable: the worker dies mid-task"
+    sim.create_repo(repo, {"README.md": "# durable\n"})
+    sim.set_permission(repo, "alice", "write")
+    number = sim.create_issue(repo, title, "Add a line to the README.", user="alice")
+    openai_fake.script(
+        title,
+        [
+            [shell("sleep 25")],  # the first worker is killed during this command
+            [shell("echo 'survives a crash' >> README.md")],
+            [finish("Added the line.", [])],
+        ],
+    )
+    redis_server, url = start_redis(tmp_path)
+    env = service_env(url, sim, openai_fake, None, EGRESS_PORT="3134")
+    started: list[Service] = []
+    try:
+        app, app_url = start_app(env, tmp_path / "app.log")
+        started.append(app)
+        first = start_worker(env, tmp_path / "worker-1.log")
+        started.append(first)
+        system = System(sim, openai_fake, app_url, env, app, first)
+        payload = sim.webhook_payload(
+            "issues", "labeled", repo, sender="alice", number=number, label="codex"
+        )
+        assert system.deliver("issues", payload, delivery_id="durable-kill-1") == 202
+
+        fleet = f"{FLEET_LABEL}={fleet_of(url)}"
+        wait_for(lambda: list(openai_fake.conversation(title)), 120, f"the agent's first step\n"
+                 f"{first.tail()}")  # fmt: skip
+        orphans = wait_for(lambda: _labelled(engine, fleet), 30, "the task's container")
+        owner = engine.containers.get(orphans[0]).labels[WORKER_LABEL]
+        first.process.kill()
+        first.process.wait(10)
+        killed = time.monotonic()
+
+        second = start_worker(env, tmp_path / "worker-2.log")
+        started.append(second)
+        wait_for(lambda: "try 2" in second.log.read_text(), 120, f"the task's second try\n"
+                 f"{second.tail()}")  # fmt: skip
+        recovery = time.monotonic() - killed
+        print(f"time to recovery after SIGKILL: {recovery:.1f} s")
+        assert recovery < 75
+        wait_for(
+            lambda: any("try 2 of 3" in c["body"] for c in sim.comments(repo, number)),
+            60,
+            "the status comment to say the task resumed",
+        )
+        pulls = wait_for(lambda: sim.pulls(repo), 120, f"a draft PR\n{second.tail()}")
+        wait_for(
+            lambda: [c for c in sim.comments(repo, number) if "Draft PR ready" in c["body"]],
+            30,
+            "the final status",
+        )
+        assert len(sim.pulls(repo)) == 1 == len(pulls), "one PR for one task"
+        assert len(sim.comments(repo, number)) == 1, "one status comment, edited in place"
+
+        left = wait_for(
+            lambda: None if _labelled(engine, f"{WORKER_LABEL}={owner}") else orphans,
+            120,
+            f"the dead worker's containers to be reaped\n{second.tail()}",
+        )
+        print(f"containers the killed worker left behind, reaped: {len(left)}")
+        assert "reaped" in second.log.read_text()
+    finally:
+        for service in reversed(started):
+            service.stop()
+        redis_server.terminate()
+        redis_server.wait(10)
