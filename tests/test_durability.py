@@ -1,4 +1,4 @@
-"""Nothing lost, nothing twice: a killed worker's task and its containers.
+"""Nothing lost, nothing twice: a killed worker's task, its containers, a 502 after a PR.
 
 The kill test runs an app and two workers of its own, on a Redis of their own and egress port
 3134, so killing a worker touches nothing another test uses; only processes it started are
@@ -117,3 +117,38 @@ def test_a_killed_workers_task_is_picked_up_by_another_and_ends_with_one_pr(
             service.stop()
         redis_server.terminate()
         redis_server.wait(10)
+
+
+def test_a_502_after_the_pr_was_created_still_ends_with_one_pr(system: System) -> None:
+    sim = system.github
+    repo = "octo-org/durable-502"
+    title = "Durable: GitHub loses the answer"
+    sim.create_repo(repo, {"README.md": "# d\n"})
+    sim.set_permission(repo, "alice", "write")
+    number = sim.create_issue(repo, title, "Add a line.", user="alice")
+    system.openai.script(
+        title, [[shell("echo 'one PR' >> README.md")], [finish("Added the line.", [])]]
+    )
+    # GitHub creates the PR, then its edge answers 502; githubkit retries the POST and gets 422.
+    sim.fail("POST", rf"^/repos/{repo}/pulls$", 502, after=True)
+    payload = sim.webhook_payload(
+        "issues", "labeled", repo, sender="alice", number=number, label="codex"
+    )
+    assert system.deliver("issues", payload, delivery_id="durable-502-1") == 202
+    done = wait_for(
+        lambda: [
+            c
+            for c in sim.comments(repo, number)
+            if "Draft PR ready" in c["body"] or "failed" in c["body"]
+        ],
+        120,
+        f"the final status\n{system.logs()}",
+    )
+    pulls = sim.pulls(repo)
+    creates = [r.status for r in sim.requests if r.method == "POST" and r.path.endswith(
+        f"/repos/{repo}/pulls")]  # fmt: skip
+    print(f"PRs after a 502 on creation: {len(pulls)} (POST /pulls answered {creates})")
+    assert creates[0] == 502, "the fault fired"
+    assert "Draft PR ready" in done[0]["body"], done[0]["body"]
+    assert len(pulls) == 1
+    assert str(pulls[0]["number"]) in done[0]["body"]

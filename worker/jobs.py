@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from arq.connections import ArqRedis
+from githubkit.exception import GitHubException
 
 from app import access, queue, status, tasklog
 from app import github as gh
@@ -142,6 +143,8 @@ class TaskRun:
             return error.explain()
         if isinstance(error, images.ImageRefused):
             return f"{error}."
+        if isinstance(error, GitHubException):
+            return self.redact(f"{gh.describe_error(error)}.")
         if isinstance(error, TimeoutError):
             return (
                 f"it took longer than the {self.settings.task_timeout} s task limit. "

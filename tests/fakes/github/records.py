@@ -213,6 +213,8 @@ class Fault:
     pattern: re.Pattern[str]
     status: int
     remaining: int
+    after: bool = False
+    """The request takes effect, then the answer is replaced (a 502 from GitHub's edge)."""
 
 
 @dataclass
