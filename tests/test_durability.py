@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import docker
@@ -152,3 +153,51 @@ def test_a_502_after_the_pr_was_created_still_ends_with_one_pr(system: System) -
     assert "Draft PR ready" in done[0]["body"], done[0]["body"]
     assert len(pulls) == 1
     assert str(pulls[0]["number"]) in done[0]["body"]
+
+
+def test_a_token_that_expires_mid_task_is_replaced_for_the_push_and_the_status(
+    system: System,
+) -> None:
+    sim = system.github
+    repo = "octo-org/durable-token"
+    title = "Durable: the token dies mid-task"
+    sim.create_repo(repo, {"README.md": "# t\n"})
+    sim.set_permission(repo, "alice", "write")
+    number = sim.create_issue(repo, title, "Add a line.", user="alice")
+    system.openai.script(
+        title,
+        [
+            [shell("sleep 8")],  # the task's tokens are expired meanwhile
+            [shell("echo 'fresh token' >> README.md")],
+            [finish("Added the line.", [])],
+        ],
+    )
+
+    def pushers() -> list[str]:
+        return [t for t in sim.tokens_issued if sim.token_info(t).allows("contents", "write")
+                and "durable-token" in set(sim.token_info(t).repositories or ())]  # fmt: skip
+
+    sim.set_token_lifetime(timedelta(seconds=302))  # 2 s before the worker's 5-minute margin
+    try:
+        payload = sim.webhook_payload(
+            "issues", "labeled", repo, sender="alice", number=number, label="codex"
+        )
+        assert system.deliver("issues", payload, delivery_id="durable-token-1") == 202
+        wait_for(lambda: list(system.openai.conversation(title)), 120, "the agent's first step")
+        for token in pushers():
+            sim.expire_token(token)
+        expired = len(pushers())
+        done = wait_for(
+            lambda: [
+                c
+                for c in sim.comments(repo, number)
+                if "Draft PR" in c["body"] or "failed" in c["body"]
+            ],
+            120,
+            f"the final status\n{system.logs()}",
+        )
+    finally:
+        sim.set_token_lifetime(timedelta(hours=1))
+    print(f"tokens expired mid-task: {expired}; minted in all: {len(pushers())}")
+    assert "Draft PR ready" in done[0]["body"], done[0]["body"]
+    assert len(sim.pulls(repo)) == 1

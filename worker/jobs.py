@@ -43,6 +43,7 @@ from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
 from worker.sandbox import images
 from worker.sandbox.containers import removals_settled
+from worker.tokens import TokenSource
 from worker.untrusted import safe_line
 from worker.worklog import WorkLog, render_full
 
@@ -76,6 +77,7 @@ class TaskRun:
         """arq's `job_try`: above 1 after a worker died or stopped mid-task (a failure is
         final at once, so tries count interruptions only)."""
         self.max_tries = max_tries
+        self.tokens: TokenSource | None = None
         self.settings = deps.settings
         self.redis = redis
         self.task = task
@@ -97,9 +99,10 @@ class TaskRun:
             if state and TaskStatus(state["status"]).final:
                 # The last try ended the task and its worker stopped before arq heard of it.
                 return f"already {state['status']} on an earlier try"
-        token = await gh.mint_token(self.deps.app_github, task.installation_id, task.repo)
-        self.redact.add(token.token)
-        github = gh.token_client(self.deps.app_github, token)
+        token = TokenSource(self.deps.app_github, task.installation_id, task.repo, self.redact.add)
+        await token.current()
+        self.tokens = token
+        github = token.client()  # a fresh token per request: the final status is writable
         try:
             async with asyncio.timeout(self.settings.task_timeout):
                 return await self._run(github, token)
@@ -125,10 +128,7 @@ class TaskRun:
             return f"failed: {message}"
         finally:
             await self._discard_environments()
-            try:
-                await gh.revoke_token(github)
-            except Exception:
-                log.warning("task %s: could not revoke the installation token", task.job_id)
+            await token.revoke_all()
 
     async def _discard_environments(self) -> None:
         if self.temporary:
@@ -152,7 +152,7 @@ class TaskRun:
             )
         return self.redact(str(error)) or type(error).__name__
 
-    async def _run(self, github: publish.Client, token: gh.InstallationToken) -> str:
+    async def _run(self, github: publish.Client, token: TokenSource) -> str:
         task = self.task
         if by := await queue.cancelled_by(self.redis, task.job_id):
             raise Cancelled(by)
@@ -206,7 +206,7 @@ class TaskRun:
     async def _workspace(
         self,
         github: publish.Client,
-        token: gh.InstallationToken,
+        token: TokenSource,
         plan: context.Plan,
         checkout: Path,
         limits: Limits,
@@ -215,11 +215,13 @@ class TaskRun:
         the clone runs) and the AGENTS.md files of the base branch."""
         reading = asyncio.create_task(context.prompt_for(self.redis, github, self.task, plan))
         try:
-            base = await gitops.clone(plan.clone_url, token.token, checkout, plan.fetch_ref)
+            base = await gitops.clone(
+                plan.clone_url, await token.secret(), checkout, plan.fetch_ref
+            )
             agents_ref = base
             if plan.base_ref != plan.fetch_ref:
                 agents_ref = await gitops.fetch(
-                    checkout, plan.clone_url, token.token, plan.base_ref, "refs/codex/base"
+                    checkout, plan.clone_url, await token.secret(), plan.base_ref, "refs/codex/base"
                 )
             agents_files = await gitops.files_named(checkout, agents_ref, "AGENTS.md")
             text = attempt.task_prompt(await reading, agents_files, plan.config, limits)
@@ -343,7 +345,7 @@ class TaskRun:
     async def _publish(
         self,
         github: publish.Client,
-        token: gh.InstallationToken,
+        token: TokenSource,
         plan: context.Plan,
         attempts: list[Attempt],
         checkout: Path,
@@ -367,12 +369,12 @@ class TaskRun:
                 author=f"{bot}[bot]",
                 email=f"{self.settings.app_id}+{bot}[bot]@users.noreply.github.com",
             )
-        url, secret = plan.clone_url, token.token
+        url = plan.clone_url
         branches: dict[int, str] = {}
         if len(attempts) > 1:
             for number, sha in commits.items():
                 branches[number] = f"{plan.attempts_prefix}-attempt-{number}"
-                await gitops.push(checkout, url, secret, branches[number], rev=sha)
+                await gitops.push(checkout, url, await token.secret(), branches[number], rev=sha)
         closing = await self._closing(plan)
         versions = {
             n: self._version(plan, attempts[n - 1], candidates, branches, closing) for n in commits
@@ -380,8 +382,8 @@ class TaskRun:
         chosen = versions[winner]
         if plan.mode == "same_branch":
             try:
-                await gitops.push(checkout, url, secret, plan.push_branch, rev=commits[winner],
-                                  force=False)  # fmt: skip
+                await gitops.push(checkout, url, await token.secret(), plan.push_branch,
+                                  rev=commits[winner], force=False)  # fmt: skip
             except gitops.GitError as error:
                 raise TaskFailed(
                     f"`{plan.push_branch}` moved while the agent worked, so nothing was pushed. "
@@ -399,8 +401,10 @@ class TaskRun:
             )
             try:
                 if plan.base_copy:
-                    await gitops.push(checkout, url, secret, plan.base_copy, rev=base)
-                await gitops.push(checkout, url, secret, plan.push_branch, rev=commits[winner])
+                    await gitops.push(checkout, url, await token.secret(), plan.base_copy, rev=base)
+                await gitops.push(
+                    checkout, url, await token.secret(), plan.push_branch, rev=commits[winner]
+                )
                 pull = await publish.open_draft(
                     github,
                     task.repo,
@@ -501,7 +505,7 @@ class TaskRun:
         }
         await self.redis.set(context.run_key(self.task.repo, number), json.dumps(run), ex=RUN_TTL)
 
-    async def _pick(self, github: publish.Client, token: gh.InstallationToken) -> str:
+    async def _pick(self, github: publish.Client, token: TokenSource) -> str:
         """`/codex pick N`: the PR's branch moves to attempt N's commit, its body follows."""
         task = self.task
         raw = await self.redis.get(context.run_key(task.repo, task.number))
@@ -519,8 +523,8 @@ class TaskRun:
         clone_url = (await github.rest.repos.async_get(owner, name)).parsed_data.clone_url
         with tempfile.TemporaryDirectory(prefix="codex-") as workdir:
             checkout = Path(workdir) / "repo"
-            sha = await gitops.clone(clone_url, token.token, checkout, chosen["branch"])
-            await gitops.push(checkout, clone_url, token.token, run["branch"], rev=sha)
+            sha = await gitops.clone(clone_url, await token.secret(), checkout, chosen["branch"])
+            await gitops.push(checkout, clone_url, await token.secret(), run["branch"], rev=sha)
         await publish.update_pull(
             github, task.repo, task.number, title=chosen["title"], body=chosen["body"]
         )
@@ -558,12 +562,20 @@ class TaskRun:
                 f"🔁 Resuming after a worker restart, try {self.try_number} of "
                 f"{self.max_tries}.\n\n{text}"
             )
-        try:
-            await status.show(
-                self.redis, github, self.task, phase, self.redact(text), self.try_number
-            )
-        except Exception:
-            log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
+        for last in (False, True):
+            try:
+                await status.show(
+                    self.redis, github, self.task, phase, self.redact(text), self.try_number
+                )
+                return
+            except Exception:
+                log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
+                if last or not phase.final or self.tokens is None:
+                    return
+                # The final word must land: a token GitHub refused (revoked, expired early)
+                # is replaced once.
+                with contextlib.suppress(Exception):
+                    await self.tokens.renew()
 
     async def _finish(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
         """Free the issue or PR for its next task, then say so: whoever reads "done" may

@@ -311,6 +311,11 @@ class GitHubSim:
         length = self._state.app.token_length
         return mint(self._state, installation, repositories, perms, length).token
 
+    def set_token_lifetime(self, lifetime: timedelta) -> None:
+        """Installation tokens minted from now on live `lifetime` instead of an hour."""
+        with self._state.lock:
+            self._state.app.token_lifetime = lifetime
+
     def expire_token(self, token: str) -> None:
         with self._state.lock:
             self._state.tokens[token].expires_at = now() - timedelta(seconds=1)
