@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arq import Retry
 from arq.connections import ArqRedis
 from githubkit.exception import GitHubException
 
@@ -41,7 +42,7 @@ from worker.deps import Deps
 from worker.heartbeat import Heartbeat
 from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
-from worker.sandbox import images
+from worker.sandbox import engine, images
 from worker.sandbox.containers import removals_settled
 from worker.tokens import TokenSource
 from worker.untrusted import safe_line
@@ -53,6 +54,8 @@ PROGRESS_EVERY = 5.0
 """Seconds between edits of the status comment while the agent works."""
 RUN_TTL = 30 * 24 * 3600
 """How long a PR's attempts stay pickable and its last run continuable."""
+ENGINE_RETRY = 30
+"""Seconds before a task whose container engine could not be reached is tried again."""
 INCOMPLETE = "incomplete"
 FAILING = "failing validation"
 """Labels on a draft PR that stopped on a limit, or whose validate command failed."""
@@ -118,6 +121,8 @@ class TaskRun:
                 raise
             return "cancelled"
         except Exception as error:
+            if engine.unreachable(_first(error)) and self.try_number < self.max_tries:
+                await self._requeue(github)
             log.exception("task %s failed", task.job_id)
             message = self._explain(error)
             text = (
@@ -136,9 +141,32 @@ class TaskRun:
             for image in self.temporary:
                 await self.deps.cache.discard(image)
 
+    async def _requeue(self, github: publish.Client) -> None:
+        """The engine is gone (a dockerd restart, usually): back to the queue for a later
+        try, which any worker may take; raises arq's `Retry`."""
+        log.warning("task %s: container engine unreachable; retrying in %d s", self.task.job_id,
+                    ENGINE_RETRY)  # fmt: skip
+        text = (
+            f"⏳ Re-queued: the container engine ({engine.engine_name()}) could not be reached. "
+            f"The task runs again in {ENGINE_RETRY} s, on any worker "
+            f"(try {self.try_number + 1} of {self.max_tries})."
+        )
+        await self._settle_showing()
+        try:
+            await status.show(self.redis, github, self.task, TaskStatus.QUEUED, text,
+                              self.try_number + 1)  # fmt: skip
+        except Exception:
+            log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
+        raise Retry(defer=ENGINE_RETRY)
+
+    async def _settle_showing(self) -> None:
+        if self.showing is not None:
+            await asyncio.wait([self.showing])  # `_show` never raises
+
     def _explain(self, error: BaseException) -> str:
-        while isinstance(error, BaseExceptionGroup):
-            error = error.exceptions[0]  # the first attempt that failed speaks for the rest
+        error = _first(error)
+        if (told := engine.explain(error)) is not None:
+            return self.redact(f"{told}.")
         if isinstance(error, repoconfig.ConfigError):
             return error.explain()
         if isinstance(error, images.ImageRefused):
@@ -587,6 +615,12 @@ class TaskRun:
             await self.showing
         await queue.release(self.redis, self.task)
         await self._show(github, phase, text)
+
+
+def _first(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]  # the first attempt that failed speaks for the rest
+    return error
 
 
 async def settled(work: asyncio.Task[Any]) -> None:
