@@ -201,3 +201,52 @@ def test_a_token_that_expires_mid_task_is_replaced_for_the_push_and_the_status(
     print(f"tokens expired mid-task: {expired}; minted in all: {len(pushers())}")
     assert "Draft PR ready" in done[0]["body"], done[0]["body"]
     assert len(sim.pulls(repo)) == 1
+
+
+def test_sigterm_lets_the_running_task_finish_before_the_worker_stops(
+    github: GitHubSim,
+    openai_fake: ScriptedOpenAI,
+    docker_ready: None,
+    tmp_path: Path,
+) -> None:
+    sim = github
+    repo = "octo-org/durable-term"
+    title = "Durable: the worker is told to stop"
+    sim.create_repo(repo, {"README.md": "# term\n"})
+    sim.set_permission(repo, "alice", "write")
+    number = sim.create_issue(repo, title, "Add a line.", user="alice")
+    openai_fake.script(
+        title,
+        [
+            [shell("sleep 8")],  # SIGTERM arrives during this command
+            [shell("echo 'graceful' >> README.md")],
+            [finish("Added the line.", [])],
+        ],
+    )
+    redis_server, url = start_redis(tmp_path)
+    env = service_env(url, sim, openai_fake, None, EGRESS_PORT="3134", SHUTDOWN_GRACE="60")
+    started: list[Service] = []
+    try:
+        app, app_url = start_app(env, tmp_path / "app.log")
+        started.append(app)
+        worker = start_worker(env, tmp_path / "worker.log")
+        started.append(worker)
+        system = System(sim, openai_fake, app_url, env, app, worker)
+        payload = sim.webhook_payload(
+            "issues", "labeled", repo, sender="alice", number=number, label="codex"
+        )
+        assert system.deliver("issues", payload, delivery_id="durable-term-1") == 202
+        wait_for(lambda: list(openai_fake.conversation(title)), 120, "the agent's first step")
+        worker.process.terminate()
+        stopping = time.monotonic()
+        worker.process.wait(60)
+        print(f"the worker stopped {time.monotonic() - stopping:.1f} s after SIGTERM")
+        comments = sim.comments(repo, number)
+        assert any("Draft PR ready" in c["body"] for c in comments), worker.tail()
+        assert len(sim.pulls(repo)) == 1
+        assert "try 2" not in worker.log.read_text(), "finished on its first try"
+    finally:
+        for service in reversed(started):
+            service.stop()
+        redis_server.terminate()
+        redis_server.wait(10)

@@ -112,6 +112,7 @@ class TaskRun:
         except (asyncio.CancelledError, Cancelled) as stop:
             by = await queue.cancelled_by(self.redis, task.job_id)
             if by is None and self.try_number < self.max_tries:
+                await self._handed_back(github)
                 raise  # the worker is shutting down: arq runs the task again
             if by is None:  # arq would drop it silently: say so, and free the issue
                 await self._finish(github, TaskStatus.FAILED, interrupted(self.try_number))
@@ -158,6 +159,17 @@ class TaskRun:
         except Exception:
             log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
         raise Retry(defer=ENGINE_RETRY)
+
+    async def _handed_back(self, github: publish.Client) -> None:
+        """Say the task went back to the queue (the worker stopped before it finished)."""
+        text = (
+            "⏸️ Re-queued: the worker stopped before the task finished. It resumes on the next "
+            f"worker (try {self.try_number + 1} of {self.max_tries})."
+        )
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await status.show(self.redis, github, self.task, TaskStatus.QUEUED, text,
+                                  self.try_number + 1)  # fmt: skip
 
     async def _settle_showing(self) -> None:
         if self.showing is not None:

@@ -100,4 +100,5 @@ class WorkerSettings:
     job_timeout = JOB_TIMEOUT
     poll_delay = 0.1
     max_tries = MAX_TRIES
+    job_completion_wait = settings.shutdown_grace  # SIGTERM: no new tasks, running ones finish
     allow_abort_jobs = True
