@@ -97,11 +97,6 @@ class TaskRun:
 
     async def run(self) -> str:
         task = self.task
-        if self.try_number > 1:
-            state = await status.current(self.redis, task.job_id)
-            if state and TaskStatus(state["status"]).final:
-                # The last try ended the task and its worker stopped before arq heard of it.
-                return f"already {state['status']} on an earlier try"
         token = TokenSource(self.deps.app_github, task.installation_id, task.repo, self.redact.add)
         await token.current()
         self.tokens = token
@@ -669,6 +664,12 @@ async def run_task(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
     task = Task.model_validate(payload)
     log.info("task %s: started (delivery %s, try %d)", task.job_id, task.delivery_id,
              ctx["job_try"])  # fmt: skip
+    if ctx["job_try"] > 1:
+        state = await status.current(ctx["redis"], task.job_id)
+        if state and TaskStatus(state["status"]).final:
+            # An earlier try ended the task; its worker stopped before arq heard of it.
+            log.info("task %s: already %s on an earlier try", task.job_id, state["status"])
+            return f"already {state['status']} on an earlier try"
     beats: Heartbeat = ctx["heartbeat"]
     async with beats.running_task(task):
         run = TaskRun(ctx["deps"], ctx["redis"], task, ctx["job_try"], beats.max_tries)
