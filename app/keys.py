@@ -14,6 +14,9 @@ Redis holds, why, and when it goes away.
 | `codex:log:<id>` | the full log the task page serves | `LOG_TTL` |
 | `codex:run:<repo>#<n>` | what the last run on a PR left (continue) | `RUN_TTL` |
 | `codex:lastrun:<thread>` | when the last run there started | `STATUS_TTL` |
+| `codex:alive:<job>` | the task's worker is alive | `heartbeat.ALIVE_TTL` |
+| `codex:worker:<id>` | a worker is alive (its containers stay) | `heartbeat.WORKER_TTL` |
+| `codex:given-up:<job>` | one janitor writes a task's last word | `STATUS_TTL` |
 
 arq's own keys (`arq:queue`, `arq:job:<id>`, ...) are arq's. `app/status.py` and
 `worker/jobs.py` still spell the status keys and their TTLs themselves; `tests/test_keys.py`
@@ -86,3 +89,15 @@ def run_key(repo: str, number: int) -> str:
 
 def lastrun_key(thread: str) -> str:
     return f"codex:lastrun:{thread}"
+
+
+def alive_key(job_id: str) -> str:
+    return f"codex:alive:{job_id}"
+
+
+def worker_key(worker_id: str) -> str:
+    return f"codex:worker:{worker_id}"
+
+
+def given_up_key(job_id: str) -> str:
+    return f"codex:given-up:{job_id}"

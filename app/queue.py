@@ -150,10 +150,9 @@ async def submit(redis: ArqRedis, task: Task, active_ttl: int) -> Submission:
     failure can leave the issue locked by a job that was never queued."""
     now = int(time.time() * 1000)
     job = serialize_job(JOB_FUNCTION, (task.dump(),), {}, None, now, serializer=serialize)
-    holder = json.dumps({"job_id": task.job_id, "task": task.dump()})
     keys = (seen_key(task.job_id), active_key(task.thread), job_key_prefix + task.job_id,
             result_key_prefix + task.job_id, default_queue_name)  # fmt: skip
-    args = (holder, active_ttl, int(SEEN_TTL.total_seconds()), job, expires_extra_ms, now,
+    args = (holder(task), active_ttl, int(SEEN_TTL.total_seconds()), job, expires_extra_ms, now,
             task.job_id)  # fmt: skip
     reply = await redis.eval(_SUBMIT, len(keys), *keys, *args)  # type: ignore[arg-type, misc]
     outcome = reply[0].decode()
@@ -162,6 +161,11 @@ async def submit(redis: ArqRedis, task: Task, active_ttl: int) -> Submission:
         running = Task.model_validate(json.loads(raw)["task"]) if raw else None
         return Submission("busy", running)
     return Submission("queued" if outcome == "queued" else "duplicate")
+
+
+def holder(task: Task) -> str:
+    """The value of the issue/PR lock held by `task` (read by the app's "already running")."""
+    return json.dumps({"job_id": task.job_id, "task": task.dump()})
 
 
 async def release(redis: ArqRedis, task: Task) -> None:

@@ -107,6 +107,10 @@ class Settings(SetupSettings):
     """Characters of command output the model sees (head and tail are kept)."""
     task_timeout: int = Field(default=3600, ge=60)
     """Seconds one task may take from dequeue to PR, all phases included."""
+    shutdown_grace: int = Field(default=60, ge=0)
+    """Seconds a worker told to stop (SIGTERM) lets its running tasks finish before handing
+    them back to the queue; the engine's stop timeout (compose `stop_grace_period`) must be
+    longer, or the worker is killed first."""
     max_concurrent_tasks: int = Field(default=2, ge=1)
     sandbox_memory: str = "2g"
     sandbox_cpus: float = Field(default=2.0, gt=0)

@@ -2,7 +2,9 @@
 
 The app (queued, refused, cancelled before start) and the worker (every later phase) both
 update it. A phase never goes backwards and a final phase is final, so a slow update from one
-side cannot undo a newer one from the other; the comment is always rendered from the current
+side cannot undo a newer one from the other; only a new try of the task (a worker died or
+stopped mid-task) moves a phase that is not final back, and an older try's late update is
+ignored; the comment is always rendered from the current
 record, and a claim in Redis makes sure only one comment is ever created per task.
 """
 
@@ -24,13 +26,22 @@ TTL = 4 * 24 * 3600
 PENDING = "pending"
 
 _RECORD = """
+local data = cjson.decode(ARGV[1])
+local now = tonumber(ARGV[5])
 local current = redis.call('GET', KEYS[1])
 if current then
-  local rank = tonumber(cjson.decode(current)['rank'])
+  local record = cjson.decode(current)
+  local rank = tonumber(record['rank'])
   local new = tonumber(ARGV[2])
+  local was = tonumber(record['try'] or 1)
+  if now == 0 then now = was end
+  if now < was then return 0 end
+  if now > was and rank < tonumber(ARGV[3]) then rank = -1 end
   if rank > new or (rank == new and rank == tonumber(ARGV[3])) then return 0 end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[4])
+if now == 0 then now = 1 end
+data['try'] = now
+redis.call('SET', KEYS[1], cjson.encode(data), 'EX', ARGV[4])
 return 1
 """
 
@@ -49,10 +60,14 @@ def comment_key(job_id: str) -> str:
     return f"codex:comment:{job_id}"
 
 
-async def record(redis: Redis, job_id: str, status: TaskStatus, text: str) -> bool:
-    """Store the new phase unless a later one is already recorded; True when stored."""
+async def record(
+    redis: Redis, job_id: str, status: TaskStatus, text: str, try_number: int = 0
+) -> bool:
+    """Store the new phase unless a later one (of this try or a later one) is already
+    recorded; True when stored. `try_number` is the worker's try (arq's `job_try`); the app
+    leaves it 0, which stands for the try currently recorded."""
     data = {"status": status.value, "rank": status.rank, "text": text, "at": time.time()}
-    args = (json.dumps(data), str(status.rank), str(FINAL_RANK), str(TTL))
+    args = (json.dumps(data), str(status.rank), str(FINAL_RANK), str(TTL), str(try_number))
     stored = await redis.eval(_RECORD, 1, status_key(job_id), *args)  # type: ignore[misc]
     return bool(stored)
 
@@ -75,10 +90,15 @@ def render(task: Task, text: str) -> str:
 
 
 async def show(
-    redis: Redis, github: GitHub[Any], task: Task, status: TaskStatus, text: str
+    redis: Redis,
+    github: GitHub[Any],
+    task: Task,
+    status: TaskStatus,
+    text: str,
+    try_number: int = 0,
 ) -> None:
     """Record the phase, then make the task's one comment show the current record."""
-    await record(redis, task.job_id, status, text)
+    await record(redis, task.job_id, status, text, try_number)
     await sync(redis, github, task)
 
 

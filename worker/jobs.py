@@ -10,6 +10,7 @@ abort: the containers go with the task and nothing is pushed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import tempfile
@@ -17,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from arq import Retry
 from arq.connections import ArqRedis
+from githubkit.exception import GitHubException
 
 from app import access, queue, status, tasklog
 from app import github as gh
@@ -36,10 +39,12 @@ from worker import (
 from worker.agent import Limits, Progress, limits_for
 from worker.attempt import Attempt
 from worker.deps import Deps
+from worker.heartbeat import Heartbeat
 from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
-from worker.sandbox import images
+from worker.sandbox import engine, images
 from worker.sandbox.containers import removals_settled
+from worker.tokens import TokenSource
 from worker.untrusted import safe_line, safe_markdown
 from worker.worklog import WorkLog, render_full
 
@@ -49,6 +54,8 @@ PROGRESS_EVERY = 5.0
 """Seconds between edits of the status comment while the agent works."""
 RUN_TTL = 30 * 24 * 3600
 """How long a PR's attempts stay pickable and its last run continuable."""
+ENGINE_RETRY = 30
+"""Seconds before a task whose container engine could not be reached is tried again."""
 INCOMPLETE = "incomplete"
 FAILING = "failing validation"
 """Labels on a draft PR that stopped on a limit, or whose validate command failed."""
@@ -65,8 +72,15 @@ class Cancelled(Exception):
 
 
 class TaskRun:
-    def __init__(self, deps: Deps, redis: ArqRedis, task: Task) -> None:
+    def __init__(
+        self, deps: Deps, redis: ArqRedis, task: Task, try_number: int = 1, max_tries: int = 1
+    ) -> None:
         self.deps = deps
+        self.try_number = try_number
+        """arq's `job_try`: above 1 after a worker died or stopped mid-task (a failure is
+        final at once, so tries count interruptions only)."""
+        self.max_tries = max_tries
+        self.tokens: TokenSource | None = None
         self.settings = deps.settings
         self.redis = redis
         self.task = task
@@ -83,21 +97,28 @@ class TaskRun:
 
     async def run(self) -> str:
         task = self.task
-        token = await gh.mint_token(self.deps.app_github, task.installation_id, task.repo)
-        self.redact.add(token.token)
-        github = gh.token_client(self.deps.app_github, token)
+        token = TokenSource(self.deps.app_github, task.installation_id, task.repo, self.redact.add)
+        await token.current()
+        self.tokens = token
+        github = token.client()  # a fresh token per request: the final status is writable
         try:
             async with asyncio.timeout(self.settings.task_timeout):
                 return await self._run(github, token)
         except (asyncio.CancelledError, Cancelled) as stop:
             by = await queue.cancelled_by(self.redis, task.job_id)
-            if by is None:
+            if by is None and self.try_number < self.max_tries:
+                await self._handed_back(github)
                 raise  # the worker is shutting down: arq runs the task again
+            if by is None:  # arq would drop it silently: say so, and free the issue
+                await self._finish(github, TaskStatus.FAILED, interrupted(self.try_number))
+                raise
             await self._finish(github, TaskStatus.CANCELLED, f"🛑 Cancelled by @{by}.")
             if isinstance(stop, asyncio.CancelledError):
                 raise
             return "cancelled"
         except Exception as error:
+            if engine.unreachable(_first(error)) and self.try_number < self.max_tries:
+                await self._requeue(github)
             log.exception("task %s failed", task.job_id)
             message = self._explain(error)
             text = (
@@ -108,10 +129,7 @@ class TaskRun:
             return f"failed: {message}"
         finally:
             await self._discard_environments()
-            try:
-                await gh.revoke_token(github)
-            except Exception:
-                log.warning("task %s: could not revoke the installation token", task.job_id)
+            await token.revoke_all()
 
     async def _discard_environments(self) -> None:
         if self.temporary:
@@ -119,13 +137,49 @@ class TaskRun:
             for image in self.temporary:
                 await self.deps.cache.discard(image)
 
+    async def _requeue(self, github: publish.Client) -> None:
+        """The engine is gone (a dockerd restart, usually): back to the queue for a later
+        try, which any worker may take; raises arq's `Retry`."""
+        log.warning("task %s: container engine unreachable; retrying in %d s", self.task.job_id,
+                    ENGINE_RETRY)  # fmt: skip
+        text = (
+            f"⏳ Re-queued: the container engine ({engine.engine_name()}) could not be reached. "
+            f"The task runs again in {ENGINE_RETRY} s, on any worker "
+            f"(try {self.try_number + 1} of {self.max_tries})."
+        )
+        await self._settle_showing()
+        try:
+            await status.show(self.redis, github, self.task, TaskStatus.QUEUED, text,
+                              self.try_number + 1)  # fmt: skip
+        except Exception:
+            log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
+        raise Retry(defer=ENGINE_RETRY)
+
+    async def _handed_back(self, github: publish.Client) -> None:
+        """Say the task went back to the queue (the worker stopped before it finished)."""
+        text = (
+            "⏸️ Re-queued: the worker stopped before the task finished. It resumes on the next "
+            f"worker (try {self.try_number + 1} of {self.max_tries})."
+        )
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await status.show(self.redis, github, self.task, TaskStatus.QUEUED, text,
+                                  self.try_number + 1)  # fmt: skip
+
+    async def _settle_showing(self) -> None:
+        if self.showing is not None:
+            await asyncio.wait([self.showing])  # `_show` never raises
+
     def _explain(self, error: BaseException) -> str:
-        while isinstance(error, BaseExceptionGroup):
-            error = error.exceptions[0]  # the first attempt that failed speaks for the rest
+        error = _first(error)
+        if (told := engine.explain(error)) is not None:
+            return self.redact(f"{told}.")
         if isinstance(error, repoconfig.ConfigError):
             return error.explain()
         if isinstance(error, images.ImageRefused):
             return f"{error}."
+        if isinstance(error, GitHubException):
+            return self.redact(f"{gh.describe_error(error)}.")
         if isinstance(error, TimeoutError):
             return (
                 f"it took longer than the {self.settings.task_timeout} s task limit. "
@@ -134,7 +188,7 @@ class TaskRun:
         text = self.redact(str(error)) or type(error).__name__
         return safe_markdown(text, self.task.number, self.task.repo)
 
-    async def _run(self, github: publish.Client, token: gh.InstallationToken) -> str:
+    async def _run(self, github: publish.Client, token: TokenSource) -> str:
         task = self.task
         if by := await queue.cancelled_by(self.redis, task.job_id):
             raise Cancelled(by)
@@ -188,7 +242,7 @@ class TaskRun:
     async def _workspace(
         self,
         github: publish.Client,
-        token: gh.InstallationToken,
+        token: TokenSource,
         plan: context.Plan,
         checkout: Path,
         limits: Limits,
@@ -197,11 +251,13 @@ class TaskRun:
         the clone runs) and the AGENTS.md files of the base branch."""
         reading = asyncio.create_task(context.prompt_for(self.redis, github, self.task, plan))
         try:
-            base = await gitops.clone(plan.clone_url, token.token, checkout, plan.fetch_ref)
+            base = await gitops.clone(
+                plan.clone_url, await token.secret(), checkout, plan.fetch_ref
+            )
             agents_ref = base
             if plan.base_ref != plan.fetch_ref:
                 agents_ref = await gitops.fetch(
-                    checkout, plan.clone_url, token.token, plan.base_ref, "refs/codex/base"
+                    checkout, plan.clone_url, await token.secret(), plan.base_ref, "refs/codex/base"
                 )
             agents_files = await gitops.files_named(checkout, agents_ref, "AGENTS.md")
             text = attempt.task_prompt(await reading, agents_files, plan.config, limits)
@@ -325,7 +381,7 @@ class TaskRun:
     async def _publish(
         self,
         github: publish.Client,
-        token: gh.InstallationToken,
+        token: TokenSource,
         plan: context.Plan,
         attempts: list[Attempt],
         checkout: Path,
@@ -349,12 +405,12 @@ class TaskRun:
                 author=f"{bot}[bot]",
                 email=f"{self.settings.app_id}+{bot}[bot]@users.noreply.github.com",
             )
-        url, secret = plan.clone_url, token.token
+        url = plan.clone_url
         branches: dict[int, str] = {}
         if len(attempts) > 1:
             for number, sha in commits.items():
                 branches[number] = f"{plan.attempts_prefix}-attempt-{number}"
-                await gitops.push(checkout, url, secret, branches[number], rev=sha)
+                await gitops.push(checkout, url, await token.secret(), branches[number], rev=sha)
         closing = await self._closing(plan)
         versions = {
             n: self._version(plan, attempts[n - 1], candidates, branches, closing) for n in commits
@@ -362,8 +418,8 @@ class TaskRun:
         chosen = versions[winner]
         if plan.mode == "same_branch":
             try:
-                await gitops.push(checkout, url, secret, plan.push_branch, rev=commits[winner],
-                                  force=False)  # fmt: skip
+                await gitops.push(checkout, url, await token.secret(), plan.push_branch,
+                                  rev=commits[winner], force=False)  # fmt: skip
             except gitops.GitError as error:
                 raise TaskFailed(
                     f"`{plan.push_branch}` moved while the agent worked, so nothing was pushed. "
@@ -381,8 +437,10 @@ class TaskRun:
             )
             try:
                 if plan.base_copy:
-                    await gitops.push(checkout, url, secret, plan.base_copy, rev=base)
-                await gitops.push(checkout, url, secret, plan.push_branch, rev=commits[winner])
+                    await gitops.push(checkout, url, await token.secret(), plan.base_copy, rev=base)
+                await gitops.push(
+                    checkout, url, await token.secret(), plan.push_branch, rev=commits[winner]
+                )
                 pull = await publish.open_draft(
                     github,
                     task.repo,
@@ -483,7 +541,7 @@ class TaskRun:
         }
         await self.redis.set(context.run_key(self.task.repo, number), json.dumps(run), ex=RUN_TTL)
 
-    async def _pick(self, github: publish.Client, token: gh.InstallationToken) -> str:
+    async def _pick(self, github: publish.Client, token: TokenSource) -> str:
         """`/codex pick N`: the PR's branch moves to attempt N's commit, its body follows."""
         task = self.task
         raw = await self.redis.get(context.run_key(task.repo, task.number))
@@ -501,8 +559,8 @@ class TaskRun:
         clone_url = (await github.rest.repos.async_get(owner, name)).parsed_data.clone_url
         with tempfile.TemporaryDirectory(prefix="codex-") as workdir:
             checkout = Path(workdir) / "repo"
-            sha = await gitops.clone(clone_url, token.token, checkout, chosen["branch"])
-            await gitops.push(checkout, clone_url, token.token, run["branch"], rev=sha)
+            sha = await gitops.clone(clone_url, await token.secret(), checkout, chosen["branch"])
+            await gitops.push(checkout, clone_url, await token.secret(), run["branch"], rev=sha)
         await publish.update_pull(
             github, task.repo, task.number, title=chosen["title"], body=chosen["body"]
         )
@@ -535,10 +593,25 @@ class TaskRun:
     async def _show(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
         """Show the phase in the status comment; a GitHub hiccup here never fails the task."""
         self.shown = time.monotonic()
-        try:
-            await status.show(self.redis, github, self.task, phase, self.redact(text))
-        except Exception:
-            log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
+        if self.try_number > 1 and not phase.final:
+            text = (
+                f"🔁 Resuming after a worker restart, try {self.try_number} of "
+                f"{self.max_tries}.\n\n{text}"
+            )
+        for last in (False, True):
+            try:
+                await status.show(
+                    self.redis, github, self.task, phase, self.redact(text), self.try_number
+                )
+                return
+            except Exception:
+                log.warning("task %s: status comment failed", self.task.job_id, exc_info=True)
+                if last or not phase.final or self.tokens is None:
+                    return
+                # The final word must land: a token GitHub refused (revoked, expired early)
+                # is replaced once.
+                with contextlib.suppress(Exception):
+                    await self.tokens.renew()
 
     async def _finish(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
         """Free the issue or PR for its next task, then say so: whoever reads "done" may
@@ -552,6 +625,12 @@ class TaskRun:
         await self._show(github, phase, text)
 
 
+def _first(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]  # the first attempt that failed speaks for the rest
+    return error
+
+
 async def settled(work: asyncio.Task[Any]) -> None:
     """`work` is over: cancelled if it was still running, and its error (if any) seen, since
     the error that stopped the task first is the one reported."""
@@ -562,9 +641,39 @@ async def settled(work: asyncio.Task[Any]) -> None:
         work.exception()
 
 
+def interrupted(tries: int) -> str:
+    return (
+        f"❌ The task was interrupted {tries} times (its worker stopped or died each time), "
+        "so it was given up. Comment `/codex fix` to try again; if the workers keep "
+        "stopping, their logs say why."
+    )
+
+
+async def give_up(deps: Deps, redis: ArqRedis, task: Task, tries: int) -> None:
+    """The janitor's final word on a task whose worker died on its last try."""
+    token = await gh.mint_token(deps.app_github, task.installation_id, task.repo)
+    github = gh.token_client(deps.app_github, token)
+    try:
+        await queue.release(redis, task)
+        await status.show(redis, github, task, TaskStatus.FAILED, interrupted(tries), tries)
+    finally:
+        with contextlib.suppress(Exception):
+            await gh.revoke_token(github)
+
+
 async def run_task(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
     task = Task.model_validate(payload)
-    log.info("task %s: started (delivery %s)", task.job_id, task.delivery_id)
-    result = await TaskRun(ctx["deps"], ctx["redis"], task).run()
+    log.info("task %s: started (delivery %s, try %d)", task.job_id, task.delivery_id,
+             ctx["job_try"])  # fmt: skip
+    if ctx["job_try"] > 1:
+        state = await status.current(ctx["redis"], task.job_id)
+        if state and TaskStatus(state["status"]).final:
+            # An earlier try ended the task; its worker stopped before arq heard of it.
+            log.info("task %s: already %s on an earlier try", task.job_id, state["status"])
+            return f"already {state['status']} on an earlier try"
+    beats: Heartbeat = ctx["heartbeat"]
+    async with beats.running_task(task):
+        run = TaskRun(ctx["deps"], ctx["redis"], task, ctx["job_try"], beats.max_tries)
+        result = await run.run()
     log.info("task %s: %s", task.job_id, result)
     return result

@@ -1,8 +1,9 @@
 """The arq worker: `arq worker.main.WorkerSettings`.
 
-Startup owns the clients (GitHub App, Docker, OpenAI) and shutdown closes them. Jobs are JSON,
-never pickle, and the job timeout is honest: it bounds how long a killed worker's job waits
-before it runs again.
+Startup owns the clients (GitHub App, Docker, OpenAI) and the heartbeat, and shutdown closes
+them. Jobs are JSON, never pickle. The job timeout is honest (the task's own deadline plus time
+to report), but no longer decides when a killed worker's job runs again: the heartbeat's janitor
+does, within about 40 s (`worker/heartbeat.py`), and the reaper removes its containers.
 """
 
 from __future__ import annotations
@@ -15,19 +16,25 @@ import docker
 from app import github as gh
 from app import queue
 from app.settings import get_settings
-from app.tasks import deserialize, serialize
+from app.tasks import Task, deserialize, serialize
+from worker import reaper
 from worker.deps import Deps
-from worker.jobs import run_task
+from worker.heartbeat import Heartbeat, new_worker_id
+from worker.jobs import give_up, run_task
 from worker.model import build_model, openai_client
 from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.egress_service import Egress
 from worker.sandbox.netcheck import NetworkCheck
 
 settings = get_settings()
+JOB_TIMEOUT = settings.task_timeout + 60  # the task's own deadline fires first and reports
+MAX_TRIES = 3
+"""Tries of a task interrupted by a worker stopping or dying; a failure is final at once."""
 
 
 async def startup(ctx: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    await _start_heartbeat(ctx)  # first: the self-test's probes are this live worker's
     client = openai_client(settings)
     ctx["openai"] = client
     engine = docker.from_env()
@@ -43,12 +50,37 @@ async def startup(ctx: dict[str, Any]) -> None:
         network=NetworkCheck.start(settings, engine, proxy_running=egress.proxy is not None),
     )
     cache.collect_in_background()
+    await _reap(ctx)
+
+
+async def _start_heartbeat(ctx: dict[str, Any]) -> None:
+    """Announce this worker and label its containers; then, every few seconds, announce it
+    again, start again the tasks of dead workers and remove their containers."""
+    worker_id = new_worker_id()
+    ctx["fleet"] = reaper.fleet_of(settings.redis_url)
+    reaper.claim(worker_id, ctx["fleet"])
+
+    async def finalize(task: Task, tries: int) -> None:
+        await give_up(ctx["deps"], ctx["redis"], task, tries)
+
+    beats = Heartbeat(ctx["redis"], worker_id, in_progress_ms=(JOB_TIMEOUT + 10) * 1000,
+                      max_tries=MAX_TRIES, finalize=finalize, extra=lambda: _reap(ctx))  # fmt: skip
+    await beats.start()
+    ctx["heartbeat"] = beats
+
+
+async def _reap(ctx: dict[str, Any]) -> None:
+    deps: Deps | None = ctx.get("deps")
+    if deps is not None and (removed := await reaper.reap(deps.docker, ctx["redis"], ctx["fleet"])):
+        logging.getLogger(__name__).warning("reaped %d containers of dead workers", removed)
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """Close what startup opened (startup may have stopped half-way: a signal, an error)."""
     if "openai" in ctx:
         await ctx["openai"].close()
+    if "heartbeat" in ctx:
+        await ctx["heartbeat"].close()
     deps: Deps | None = ctx.get("deps")
     if deps is not None:
         await deps.network.close()
@@ -65,7 +97,8 @@ class WorkerSettings:
     job_serializer = serialize
     job_deserializer = deserialize
     max_jobs = settings.max_concurrent_tasks
-    job_timeout = settings.task_timeout + 60  # the task's own deadline fires first and reports
+    job_timeout = JOB_TIMEOUT
     poll_delay = 0.1
-    max_tries = 3
+    max_tries = MAX_TRIES
+    job_completion_wait = settings.shutdown_grace  # SIGTERM: no new tasks, running ones finish
     allow_abort_jobs = True

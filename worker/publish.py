@@ -1,7 +1,9 @@
 """Publishing on GitHub: branch names and the draft PR.
 
 Idempotent, because arq runs a job at least once: the PR is looked up by its head branch
-before one is created, and a rerun updates it.
+before one is created, and a rerun updates it. Creating is create-or-find: githubkit retries a
+POST that answered 5xx, so a PR that GitHub created before its answer was lost comes back as 422
+"already exists" (or the 5xx itself); either way the open PR for the head is adopted.
 """
 
 from __future__ import annotations
@@ -59,9 +61,19 @@ async def open_draft(
     if existing is not None:
         await github.rest.pulls.async_update(owner, name, existing.number, title=title, body=body)
         return existing
-    created = await github.rest.pulls.async_create(
-        owner, name, title=title, head=head, base=base, body=body, draft=True
-    )
+    try:
+        created = await github.rest.pulls.async_create(
+            owner, name, title=title, head=head, base=base, body=body, draft=True
+        )
+    except RequestFailed as error:
+        code = error.response.status_code
+        if code != 422 and code < 500:
+            raise
+        adopted = await find_open(github, repo, head=head, base=base)
+        if adopted is None:
+            raise
+        await github.rest.pulls.async_update(owner, name, adopted.number, title=title, body=body)
+        return adopted
     return PullRequest(created.parsed_data.number, created.parsed_data.html_url)
 
 

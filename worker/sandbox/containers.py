@@ -39,6 +39,9 @@ CA_VARIABLES = (
     "GIT_SSL_CAINFO", "PIP_CERT",
 )  # fmt: skip
 """How common tools are told about a proxy and an extra CA, without root in the container."""
+OWNER_LABELS: dict[str, str] = {}
+"""Labels naming the worker process that starts a container (`codex.worker`, `codex.fleet`),
+set once at worker startup, so another worker can remove what a dead one left behind."""
 
 
 END = f"codex-end-{secrets.token_hex(8)}:"
@@ -331,7 +334,7 @@ def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
         memswap_limit=memory,
         nano_cpus=int(spec.cpus * 1e9),
         runtime=spec.runtime,
-        labels={"codex.selftest" if spec.selftest else "codex.task": spec.label},
+        labels={"codex.selftest" if spec.selftest else "codex.task": spec.label, **OWNER_LABELS},
         tmpfs=dict(spec.tmpfs) or None,
         sysctls=IPV6_OFF,
         storage_opt=quota,

@@ -13,7 +13,6 @@ import secrets
 import string
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Literal
 
 import jwt
@@ -163,7 +162,7 @@ def mint(
         installation_id=installation_id,
         repositories=tuple(repositories) if repositories is not None else None,
         permissions=granted,
-        expires_at=now() + timedelta(hours=1),
+        expires_at=now() + state.app.token_lifetime,
     )
     state.add_token(token)
     return token

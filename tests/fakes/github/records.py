@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -213,6 +213,8 @@ class Fault:
     pattern: re.Pattern[str]
     status: int
     remaining: int
+    after: bool = False
+    """The request takes effect, then the answer is replaced (a 502 from GitHub's edge)."""
 
 
 @dataclass
@@ -227,6 +229,8 @@ class AppConfig:
     permissions: dict[str, str]
     events: list[str]
     token_length: int = 36
+    token_lifetime: timedelta = timedelta(hours=1)
+    """How long installation tokens live (GitHub: one hour); tests shorten it."""
 
     @property
     def bot_login(self) -> str:

@@ -64,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         path = split.path
         fault = state.take_fault(self.command, path)
-        if fault is not None:
+        if fault is not None and not fault.after:
             read_body(self)
             caller = identify(state, self.headers.get("Authorization"))
             self._record(state, path, fault.status, caller.kind)
@@ -97,6 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.headers.get("Authorization"),
         )
         headers = {"X-GitHub-Request-Id": f"SIM:{len(state.requests) + 1}", **reply.headers}
+        if fault is not None:  # done, but the answer is lost on the way back
+            self._record(state, path, fault.status, kind)
+            send_json(self, fault.status, ApiError(fault.status).body(), headers)
+            return
         self._record(state, path, reply.status, kind)  # first: tests read it once answered
         send_json(self, reply.status, reply.body, headers)
 

@@ -284,11 +284,20 @@ class GitHubSim:
     def add_label(self, full_name: str, number: int, label: str) -> None:
         self._state.add_labels(self._state.issue(full_name, number), [label])
 
-    def fail(self, method: str, path_regex: str, status: int = 502, times: int = 1) -> None:
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        status: int = 502,
+        times: int = 1,
+        *,
+        after: bool = False,
+    ) -> None:
         """The next `times` requests matching (method or "*", regex searched in the path)
-        get `status` with a GitHub-style JSON error body."""
+        get `status` with a GitHub-style JSON error body; with `after`, once they took effect."""
+        fault = Fault(method.upper(), re.compile(path_regex), status, times, after)
         with self._state.lock:
-            self._state.faults.append(Fault(method.upper(), re.compile(path_regex), status, times))
+            self._state.faults.append(fault)
 
     def issue_token(
         self,
@@ -301,6 +310,11 @@ class GitHubSim:
         perms = dict(permissions) if permissions is not None else None
         length = self._state.app.token_length
         return mint(self._state, installation, repositories, perms, length).token
+
+    def set_token_lifetime(self, lifetime: timedelta) -> None:
+        """Installation tokens minted from now on live `lifetime` instead of an hour."""
+        with self._state.lock:
+            self._state.app.token_lifetime = lifetime
 
     def expire_token(self, token: str) -> None:
         with self._state.lock:

@@ -1,0 +1,63 @@
+"""Container engine failures, told to the person who must act: which engine, and what to check.
+
+docker-py lets the transport's errors through as they are ("HTTPConnectionPool(host=...): Max
+retries exceeded ..."), which reads as if the person who labelled the issue should fix something.
+An engine that cannot be reached is an operator's problem and usually passes (a restart of
+dockerd): the task goes back to the queue for a later try, on whichever worker takes it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import docker.errors
+import requests.exceptions
+import urllib3.exceptions
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def engine_name() -> str:
+    host = os.environ.get("DOCKER_HOST")
+    return f"DOCKER_HOST={host}" if host else f"the local socket {DEFAULT_SOCKET}"
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in seen and len(seen) < 10:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def unreachable(error: BaseException) -> bool:
+    """The engine did not answer at all (refused, reset, timed out, a socket that is gone)."""
+    transport = (requests.exceptions.ConnectionError, urllib3.exceptions.HTTPError)
+    for cause in _causes(error):
+        if isinstance(cause, docker.errors.APIError):
+            return False
+        if isinstance(cause, transport):
+            return True
+        if isinstance(cause, docker.errors.DockerException) and "Connection" in str(cause):
+            return True
+    return False
+
+
+def explain(error: BaseException) -> str | None:
+    """The sandbox error a person reads, or None when `error` is not the engine's."""
+    if unreachable(error):
+        return (
+            f"the container engine ({engine_name()}) could not be reached, so no sandbox could "
+            "run. This is for the operator: check that the Docker daemon runs and that the "
+            "worker can reach it (DOCKER_HOST, socket permissions)"
+        )
+    for cause in _causes(error):
+        if isinstance(cause, docker.errors.APIError) and cause.is_server_error():
+            reason = str(cause.explanation or cause)[:300].replace("\n", " ")
+            return (
+                f"the container engine ({engine_name()}) answered "
+                f"{cause.status_code}: {reason}. This is for the operator: check the Docker "
+                "daemon's log and free disk space"
+            )
+    return None
