@@ -19,8 +19,15 @@ REPO = "octo-org/webhooks"
 
 
 @pytest.fixture
-def store(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+def own_db(redis_url: str) -> str:
+    """The session's Redis, another database: no running worker takes these tasks, and
+    flushing it touches nobody else's state."""
+    return redis_url.rsplit("/", 1)[0] + "/15"
+
+
+@pytest.fixture
+def store(own_db: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(own_db)
     client.flushdb()
     yield client
     client.flushdb()
@@ -29,13 +36,13 @@ def store(redis_url: str) -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def receiver(
-    store: redis.Redis, redis_url: str, github: GitHubSim, monkeypatch: pytest.MonkeyPatch
+    store: redis.Redis, own_db: str, github: GitHubSim, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[TestClient]:
     monkeypatch.setenv("APP_ID", "1")
     monkeypatch.setenv("PRIVATE_KEY", github.private_key_pem)
     monkeypatch.setenv("WEBHOOK_SECRET", WEBHOOK_SECRET)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-unused-in-the-receiver")
-    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("REDIS_URL", own_db)
     get_settings.cache_clear()
     with TestClient(app) as client:
         yield client
