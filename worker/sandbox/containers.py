@@ -57,9 +57,13 @@ IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disabl
 bridges drop IPv6 as well)."""
 
 
-def framed(limit: str, command: str) -> list[str]:
-    """`command` under `limit` (a `timeout ...` prefix), then the end line with its status."""
-    script = f'{limit} sh -c "$1"; s=$?; printf "\\n{END}%d\\n" "$s"; exit "$s"'
+def framed(limit: str, command: str, *, merged: bool = False) -> list[str]:
+    """`command` under `limit` (a `timeout ...` prefix), then the end line with its status.
+
+    `merged`: stderr joins stdout inside the container, so nothing the command wrote can come
+    after the end line (Docker's two streams are not ordered with each other)."""
+    into = " 2>&1" if merged else ""
+    script = f'{limit} sh -c "$1"{into}; s=$?; printf "\\n{END}%d\\n" "$s"; exit "$s"'
     return ["sh", "-c", script, "sh", command]
 
 
@@ -130,7 +134,7 @@ class DockerSandbox:
         env: Mapping[str, str] | None = None,
     ) -> CommandResult:
         directory = WORKDIR if not workdir else str(Path(WORKDIR) / workdir)
-        argv = framed(f"timeout -k {GRACE} {timeout}", command)
+        argv = framed(f"timeout -k {GRACE} {timeout}", command, merged=True)
         started = time.monotonic()
         try:
             output, code = await asyncio.wait_for(
