@@ -105,7 +105,10 @@ class Heartbeat:
             self._loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop
-        await self.redis.delete(worker_key(self.worker_id))
+        # A courtesy (the key expires by itself): a Redis that is already gone, as when the
+        # whole service stops at once, must not hold the worker's shutdown in its retries.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.redis.delete(worker_key(self.worker_id)), 2)
 
     @contextlib.asynccontextmanager
     async def running_task(self, task: Task) -> AsyncIterator[None]:
