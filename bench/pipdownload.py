@@ -24,7 +24,7 @@ import docker
 from app.settings import Settings
 from bench.report import Row, ratio, target
 from worker.repoconfig import NetworkConfig
-from worker.sandbox.containers import SandboxSpec, open_sandbox
+from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox
 from worker.sandbox.egress_service import Egress
 from worker.worklog import WorkLog
 
@@ -62,36 +62,34 @@ def _settings(image: str, pinned: dict[str, str] | None = None) -> Settings:
     )
 
 
+async def _timed(sandbox: DockerSandbox, runs: int, where: str) -> tuple[list[float], str]:
+    """Seconds of each of `runs` downloads in `sandbox`, and all that pip printed."""
+    took, printed = [], ""
+    for _ in range(runs):
+        started = time.monotonic()
+        done = await sandbox.run(COMMAND, timeout=300)
+        if done.exit_code != 0:
+            raise RuntimeError(f"pip {where} failed:\n{done.output[-800:]}")
+        took.append(time.monotonic() - started)
+        printed += done.output
+    return took, printed
+
+
 async def _downloads(image: str, runs: int) -> tuple[list[float], list[float], int, int]:
     engine = docker.from_env()
-    direct: list[float] = []
-    proxied: list[float] = []
-    hosts: set[str] = set()
     spec = SandboxSpec(image=image, network=_settings(image).sandbox_network, label="bench:pip")
     async with open_sandbox(engine, spec) as sandbox:
-        for _ in range(runs):
-            started = time.monotonic()
-            done = await sandbox.run(COMMAND, timeout=300)
-            if done.exit_code != 0:
-                raise RuntimeError(f"pip on the setup network failed:\n{done.output[-800:]}")
-            direct.append(time.monotonic() - started)
-            hosts |= set(HOSTS.findall(done.output))
+        direct, printed = await _timed(sandbox, runs, "on the setup network")
+    hosts = set(HOSTS.findall(printed))
     egress = await Egress.start(_settings(image, _pinned(hosts)), engine)
     try:
-        requests = 0
         network = NetworkConfig(agent="allowlist", allow=sorted(hosts), methods=["GET", "HEAD"])
         spec = SandboxSpec(image=image, network=egress.network, label="bench:pip-proxy")
         async with open_sandbox(engine, spec) as sandbox:
             worklog = WorkLog()
             async with egress.serve(sandbox, network, worklog, "bench:pip-proxy"):
-                for _ in range(runs):
-                    started = time.monotonic()
-                    done = await sandbox.run(COMMAND, timeout=300)
-                    if done.exit_code != 0:
-                        raise RuntimeError(f"pip through the proxy failed:\n{done.output[-800:]}")
-                    proxied.append(time.monotonic() - started)
-            requests = worklog.egress_allowed
-        return direct, proxied, len(hosts), requests
+                proxied, _ = await _timed(sandbox, runs, "through the proxy")
+        return direct, proxied, len(hosts), worklog.egress_allowed
     finally:
         await egress.close()
         engine.close()
