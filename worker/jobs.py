@@ -222,7 +222,9 @@ class TaskRun:
             workspace = asyncio.create_task(self._workspace(github, token, plan, checkout, limits))
             setup = asyncio.create_task(self._environment(github, plan, image, checkout, workspace))
             try:
-                attempts = await self._attempts(github, plan, checkout, workspace, setup, limits)
+                attempts = await self._attempts(
+                    github, plan, checkout, workspace, setup, image, limits
+                )
             finally:
                 await settled(workspace)
                 await settled(setup)
@@ -272,6 +274,7 @@ class TaskRun:
         checkout: Path,
         workspace: asyncio.Task[attempt.Workspace],
         setup: asyncio.Task[environment.Environment],
+        image: str,
         limits: Limits,
     ) -> list[Attempt]:
         config, task = plan.config, self.task
@@ -284,7 +287,7 @@ class TaskRun:
             checkout=checkout,
             workspace=workspace,
             environment=setup,
-            image=plan.config.image or self.settings.sandbox_image,
+            image=image,
             runtime=self._runtime(plan),
             instructions=prompt.INSTRUCTIONS,
             limits=limits,
