@@ -23,10 +23,10 @@ import docker
 
 from app.settings import Settings
 from bench.report import Row, ratio, target
+from worker.egress.service import Egress
 from worker.repoconfig import NetworkConfig
+from worker.report.worklog import WorkLog
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox
-from worker.sandbox.egress_service import Egress
-from worker.worklog import WorkLog
 
 TARGET = 1.2
 PACKAGES = (

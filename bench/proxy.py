@@ -25,8 +25,8 @@ from pathlib import Path
 
 from bench.report import Row, ratio, target
 from tests.fakes.internet import Internet
-from worker.sandbox.egress_client import ProxyProcess
-from worker.sandbox.egress_policy import NetworkPolicy, Request
+from worker.egress.client import ProxyProcess
+from worker.egress.policy import NetworkPolicy, Request
 
 TARGET = 1.5
 POLICY = NetworkPolicy("allowlist", ("allowed.example", "tls.allowed.example"), ("GET",))

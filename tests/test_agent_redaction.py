@@ -18,11 +18,11 @@ import pytest
 
 from tests.fakes.openai import Call, ScriptedOpenAI, finish, shell
 from tests.test_model import settings
-from worker.agent import Agent, Limits
-from worker.model import build_model, openai_client
+from worker.agent.loop import Agent, Limits
+from worker.model.backends import build_model, openai_client
 from worker.protocols import CommandResult
 from worker.redact import Redactor, encoded_forms
-from worker.worklog import WorkLog
+from worker.report.worklog import WorkLog
 
 TOKEN = "npm_b64Q2mK9vT4bL8sW1yZ6cN3dF5hJ0pAx7Rq"
 NPMRC = f"//registry.example/:_authToken={TOKEN}\n"

@@ -12,7 +12,7 @@ from githubkit import AppAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
 
 from tests.fakes.github import GitHubSim
-from worker.context import MAX_COMMENTS, PER_PAGE, newest
+from worker.plan import MAX_COMMENTS, PER_PAGE, newest
 
 REPO = "octo/pages"
 

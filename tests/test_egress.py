@@ -18,9 +18,8 @@ from cryptography import x509
 
 from tests.conftest import wait_for
 from tests.fakes.internet import Internet
-from worker.sandbox.certs import CertificateAuthority
-from worker.sandbox.egress import EgressProxy
-from worker.sandbox.egress_policy import (
+from worker.egress.certs import CertificateAuthority
+from worker.egress.policy import (
     NetworkPolicy,
     Request,
     address_allowed,
@@ -29,6 +28,7 @@ from worker.sandbox.egress_policy import (
     host_allowed,
     needs_interception,
 )
+from worker.egress.proxy import EgressProxy
 
 T = TypeVar("T")
 ALLOWLIST = NetworkPolicy("allowlist", ("allowed.example", "*.allowed.example"), ("GET", "HEAD"))

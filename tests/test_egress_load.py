@@ -14,10 +14,10 @@ import pytest
 from tests.conftest import wait_for
 from tests.fakes.internet import Internet
 from tests.test_egress import ALLOWLIST, Running, get, recorded
-from worker.sandbox.certs import CertificateAuthority
-from worker.sandbox.egress import EgressProxy
-from worker.sandbox.egress_limits import Caps, LogBudget
-from worker.sandbox.egress_policy import NetworkPolicy
+from worker.egress.certs import CertificateAuthority
+from worker.egress.limits import Caps, LogBudget
+from worker.egress.policy import NetworkPolicy
+from worker.egress.proxy import EgressProxy
 
 FLOOD = 300
 CAP = 32

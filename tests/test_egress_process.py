@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.fakes.internet import Internet
+from worker.egress.client import ProxyGone, ProxyProcess
+from worker.egress.policy import NetworkPolicy, Request, UnknownPreset, expand_presets
+from worker.egress.service import Egress, EgressUnavailable
 from worker.repoconfig import NetworkConfig
-from worker.sandbox.egress_client import ProxyGone, ProxyProcess
-from worker.sandbox.egress_policy import NetworkPolicy, Request, UnknownPreset, expand_presets
-from worker.sandbox.egress_service import Egress, EgressUnavailable
 
 
 def fetch(port: int, url: str) -> int:

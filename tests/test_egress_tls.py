@@ -11,10 +11,10 @@ import pytest
 
 from tests.fakes.internet import Internet
 from tests.test_egress import ON, Running, https, recorded
-from worker.sandbox.certs import CertificateAuthority
-from worker.sandbox.egress import EgressProxy
-from worker.sandbox.egress_policy import NetworkPolicy
-from worker.sandbox.egress_tls import NotClientHello, parse_client_hello
+from worker.egress.certs import CertificateAuthority
+from worker.egress.clienthello import NotClientHello, parse_client_hello
+from worker.egress.policy import NetworkPolicy
+from worker.egress.proxy import EgressProxy
 
 
 def client_hello(server_name: str | None) -> bytes:

@@ -15,10 +15,10 @@ import pytest
 
 from tests.fakes.internet import Internet
 from tests.test_egress import ALLOWLIST, ON, Running, recorded
-from worker.sandbox.certs import CertificateAuthority
-from worker.sandbox.egress import EgressProxy
-from worker.sandbox.egress_policy import Request
-from worker.sandbox.egress_service import egress_line
+from worker.egress.certs import CertificateAuthority
+from worker.egress.policy import Request
+from worker.egress.proxy import EgressProxy
+from worker.egress.service import egress_line
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def test_ambiguous_framing_is_400_never_forwarded_and_recorded_as_refused(
     proxy: Running, internet: Internet, caplog: pytest.LogCaptureFixture, what: str
 ) -> None:
     records = proxy.register(ON)
-    caplog.set_level(logging.INFO, "worker.sandbox.egress")
+    caplog.set_level(logging.INFO, "worker.egress.proxy")
     reply = exchange(proxy, MALFORMED[what])
     assert reply.startswith(b"HTTP/1.1 400"), reply
     assert [seen.path for seen in internet.seen] == []

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from app import keys, status
 from app.tasks import Task
-from worker import context, jobs
+from worker import jobs
+from worker import plan as planning
 
 ROOT = Path(__file__).resolve().parent.parent
 NOT_YET = {"app/status.py", "worker/jobs.py"}
@@ -31,5 +32,5 @@ def test_the_modules_not_yet_moved_agree_with_the_registry() -> None:
     assert jobs.RUN_TTL == keys.RUN_TTL
     task = Task(repo="o/r", number=3, installation_id=1, sender="alice", trigger="label:1",
                 delivery_id="d1")  # fmt: skip
-    assert context.lastrun_key(task) == keys.lastrun_key(task.thread)
-    assert context.run_key("o/r", 3) == "codex:run:o/r#3"
+    assert planning.lastrun_key(task) == keys.lastrun_key(task.thread)
+    assert planning.run_key("o/r", 3) == "codex:run:o/r#3"

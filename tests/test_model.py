@@ -18,10 +18,10 @@ import pytest
 from app.settings import Settings
 from tests.conftest import free_port
 from tests.fakes.openai import Call, ScriptedOpenAI, finish, shell
-from worker.model import build_model, openai_client
-from worker.modelerrors import ModelError
+from worker.agent.tools import TOOLS
+from worker.model.backends import build_model, openai_client
+from worker.model.errors import ModelError
 from worker.protocols import Conversation, ToolCall, ToolResult, Turn
-from worker.tools import TOOLS
 
 APIS = ["responses", "chat"]
 INSTRUCTIONS = "You are a careful engineer."

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from worker.sandbox.netcheck import Plan, engine_affected, judge
-from worker.sandbox.netprobe import Findings
+from worker.egress.probe import Findings
+from worker.egress.selftest import Plan, engine_affected, judge
 
 FIXED = "26.1.4"
 PLAN = Plan(

@@ -30,10 +30,10 @@ from tests.fakes.internet import Internet
 from tests.fakes.openai import finish, shell
 from tests.test_environments import env_repo, tool_outputs
 from tests.test_triggers import label
-from worker.sandbox import netprobe
+from worker.egress import probe as netprobe
+from worker.egress.probe import Findings, Probe
+from worker.egress.selftest import NetworkCheck, Verdict, engine_affected
 from worker.sandbox.containers import SandboxSpec, open_sandbox, removals_settled
-from worker.sandbox.netcheck import NetworkCheck, Verdict, engine_affected
-from worker.sandbox.netprobe import Findings, Probe
 
 FETCH = """\
 import ssl, sys, urllib.error, urllib.request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from worker.patch import Patch, PatchError, parse
+from worker.agent.patch import Patch, PatchError, parse
 
 CALC = """def add(a, b):
     return a + b

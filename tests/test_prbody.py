@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from worker.prbody import PR_BODY_LIMIT, Report, render_pr_body
 from worker.redact import Redactor
+from worker.report.markdown import fence, inline_code
+from worker.report.prbody import PR_BODY_LIMIT, Report, render_pr_body
+from worker.report.worklog import Step, WorkLog
 from worker.sandbox.output import OutputBuffer
-from worker.untrusted import fence, inline_code
-from worker.worklog import Step, WorkLog
 
 
 def report(steps: list[Step], validation: list[str], **kw: object) -> Report:

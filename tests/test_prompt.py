@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from worker.prompt import (
+from worker.agent.prompt import (
     MAX_AGENTS_MD,
     Quote,
     Subject,

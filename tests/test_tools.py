@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from worker.tools import TOOLS, BadToolCall, FinishCall, PatchCall, ShellCall, parse_call
+from worker.agent.tools import TOOLS, BadToolCall, FinishCall, PatchCall, ShellCall, parse_call
 
 PATCH = "*** Begin Patch\n*** Add File: notes.md\n+hi\n*** End Patch"
 

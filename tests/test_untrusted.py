@@ -13,10 +13,10 @@ import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
 
-from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
-from worker.untrusted import safe_line, safe_markdown
-from worker.worklog import Step, WorkLog
+from worker.report.markdown import safe_line, safe_markdown
+from worker.report.prbody import Report, render_pr_body
+from worker.report.worklog import Step, WorkLog
 
 ATTACKS = {
     "unclosed comment": "Fixed add().\n\n<!-- the rest is hidden",

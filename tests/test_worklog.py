@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import time
 
-from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
-from worker.untrusted import plain
-from worker.worklog import Step, WorkLog, render_full, render_step
+from worker.report.markdown import plain
+from worker.report.prbody import Report, render_pr_body
+from worker.report.worklog import Step, WorkLog, render_full, render_step
 
 HEREDOC = "set -e\nexport PATH=$HOME/bin:$PATH\ncat > notes.md <<'EOF'\n# Notes\nline two\nEOF"
 

@@ -3,7 +3,7 @@
 own validate command in a container of its own.
 
 Best-of-N runs several of these side by side, each in its own containers, from the same host
-checkout and the same environment (setup runs once per task: `worker/environment.py`).
+checkout and the same environment (setup runs once per task: `worker/setup.py`).
 """
 
 from __future__ import annotations
@@ -16,15 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.tasks import TaskStatus
-from worker import change, environment, prompt, ranking
-from worker.agent import Agent, Limits, Outcome, Progress
+from worker import change, ranking, setup
+from worker.agent import prompt
+from worker.agent.loop import Agent, Limits, Outcome, Progress
 from worker.deps import Deps
-from worker.environment import Cache, Environment
 from worker.redact import Redactor
 from worker.repoconfig import RepoConfig
+from worker.report.worklog import WorkLog
 from worker.sandbox.containers import DockerSandbox, open_sandbox
+from worker.setup import Cache, Environment
 from worker.validation import ValidationSandbox
-from worker.worklog import WorkLog
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
     worklog = WorkLog(steps=list(env.steps), notes=list(env.notes))
     label = f"{job.label}/{number}"
     network = env.network if env.warm else deps.egress.network if mode != "off" else None
-    spec = environment.sandbox_spec(settings, env.image, network, config, label, job.runtime)
+    spec = setup.sandbox_spec(settings, env.image, network, config, label, job.runtime)
     checker = None
     try:
         async with open_sandbox(deps.docker, spec, remove_later=True) as sandbox:
@@ -150,7 +151,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
                 # engine two starts at once each take about twice as long); ready while the
                 # agent works.
                 checker = ValidationSandbox(
-                    deps.docker, environment.sandbox_spec(settings, env.image, network, config,
+                    deps.docker, setup.sandbox_spec(settings, env.image, network, config,
                                                           f"{label}/validate", job.runtime),
                     env, _checkout(job), config, settings.setup_timeout, job.redact,
                 )  # fmt: skip
@@ -203,7 +204,7 @@ async def _ready(
         return base
     if number == 1:
         await show(TaskStatus.SETTING_UP, "⚙️ Setting up: cached environment, running maintenance.")
-    step, baseline = await environment.maintain(
+    step, baseline = await setup.maintain(
         sandbox, job.config, job.deps.settings.setup_timeout, job.redact
     )
     if step is not None:

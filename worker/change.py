@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.gitops import GitError, git, git_bytes
-from worker.untrusted import inline_code
+from worker.report.markdown import inline_code
 
 SUBMODULE, SYMLINK = "160000", "120000"
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"

@@ -8,10 +8,10 @@ import docker
 from githubkit import AppAuthStrategy, GitHub
 
 from app.settings import Settings
+from worker.egress.selftest import NetworkCheck
+from worker.egress.service import Egress
 from worker.protocols import Model
 from worker.sandbox.cache import EnvironmentCache
-from worker.sandbox.egress_service import Egress
-from worker.sandbox.netcheck import NetworkCheck
 
 
 @dataclass(frozen=True)

@@ -28,25 +28,25 @@ from app.tasks import Task, TaskStatus
 from worker import (
     attempt,
     change,
-    context,
-    environment,
     gitops,
-    prompt,
     publish,
     ranking,
     repoconfig,
+    setup,
 )  # fmt: skip
-from worker.agent import Limits, Progress, limits_for
+from worker import plan as planning
+from worker.agent import prompt
+from worker.agent.loop import Limits, Progress, limits_for
 from worker.attempt import Attempt
 from worker.deps import Deps
 from worker.heartbeat import Heartbeat
-from worker.prbody import Report, render_pr_body
 from worker.redact import Redactor
+from worker.report.markdown import safe_line, safe_markdown
+from worker.report.prbody import Report, render_pr_body
+from worker.report.worklog import WorkLog, render_full
 from worker.sandbox import engine, images
 from worker.sandbox.containers import removals_settled
 from worker.tokens import TokenSource
-from worker.untrusted import safe_line, safe_markdown
-from worker.worklog import WorkLog, render_full
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class TaskRun:
         self._show_soon(
             github, TaskStatus.PREPARING, "⏳ Preparing: reading the issue and cloning."
         )
-        plan = await context.plan(github, task, self.settings.defaults_for(task.repo))
+        plan = await planning.plan(github, task, self.settings.defaults_for(task.repo))
         if task.action == "continue" and not plan.owned:
             raise TaskFailed(
                 "`/codex continue` resumes a pull request this app opened (a `codex/` branch); "
@@ -245,13 +245,13 @@ class TaskRun:
         self,
         github: publish.Client,
         token: TokenSource,
-        plan: context.Plan,
+        plan: planning.Plan,
         checkout: Path,
         limits: Limits,
     ) -> attempt.Workspace:
         """The host checkout, and the prompt: the issue or PR with its comments (read while
         the clone runs) and the AGENTS.md files of the base branch."""
-        reading = asyncio.create_task(context.prompt_for(self.redis, github, self.task, plan))
+        reading = asyncio.create_task(planning.prompt_for(self.redis, github, self.task, plan))
         try:
             base = await gitops.clone(
                 plan.clone_url, await token.secret(), checkout, plan.fetch_ref
@@ -270,10 +270,10 @@ class TaskRun:
     async def _attempts(
         self,
         github: publish.Client,
-        plan: context.Plan,
+        plan: planning.Plan,
         checkout: Path,
         workspace: asyncio.Task[attempt.Workspace],
-        setup: asyncio.Task[environment.Environment],
+        setup: asyncio.Task[setup.Environment],
         image: str,
         limits: Limits,
     ) -> list[Attempt]:
@@ -323,24 +323,24 @@ class TaskRun:
             ]
         return [done.result() for done in running]
 
-    def _runtime(self, plan: context.Plan) -> str | None:
+    def _runtime(self, plan: planning.Plan) -> str | None:
         return plan.config.runtime or self.settings.sandbox_runtime
 
     async def _environment(
         self,
         github: publish.Client,
-        plan: context.Plan,
+        plan: planning.Plan,
         image: str,
         checkout: Path,
         workspace: asyncio.Task[attempt.Workspace],
-    ) -> environment.Environment:
-        """The setup phase, once for all attempts (`worker/environment.py`)."""
+    ) -> setup.Environment:
+        """The setup phase, once for all attempts (`worker/setup.py`)."""
         config, task = plan.config, self.task
-        secrets = environment.secrets(self.settings, task.repo, config, self.redact)
+        secrets = setup.secrets(self.settings, task.repo, config, self.redact)
         image_id = await images.require_local(self.deps.docker, image)
         if config.setup.strip():
             await asyncio.shield(workspace)  # the cache key reads the checkout's lockfiles
-        job = environment.SetupJob(
+        job = setup.SetupJob(
             settings=self.settings,
             cache=self.deps.cache,
             network=self.deps.network,
@@ -357,7 +357,7 @@ class TaskRun:
         async def show(phase: TaskStatus, text: str) -> None:
             self._show_soon(github, phase, text)
 
-        return await environment.prepare(job, checkout, show)
+        return await setup.prepare(job, checkout, show)
 
     async def _nothing_to_publish(self, github: publish.Client, best: Attempt) -> str:
         if best.change.problems:
@@ -385,7 +385,7 @@ class TaskRun:
         self,
         github: publish.Client,
         token: TokenSource,
-        plan: context.Plan,
+        plan: planning.Plan,
         attempts: list[Attempt],
         checkout: Path,
         base: str,
@@ -463,7 +463,7 @@ class TaskRun:
         return await self._done(github, attempts[winner - 1], link, plan, chosen["body"])
 
     async def _done(
-        self, github: publish.Client, best: Attempt, link: str, plan: context.Plan, body: str
+        self, github: publish.Client, best: Attempt, link: str, plan: planning.Plan, body: str
     ) -> str:
         first = best.outcome.summary.strip().splitlines()[0] if best.outcome.summary else ""
         summary = safe_line(first, self.task.number, self.task.repo)
@@ -481,7 +481,7 @@ class TaskRun:
         await self._finish(github, TaskStatus.DONE, text)
         return f"published to {link}"
 
-    async def _closing(self, plan: context.Plan) -> str | None:
+    async def _closing(self, plan: planning.Plan) -> str | None:
         """The PR body's last line: `Fixes #N`, kept across `/codex continue` runs."""
         if plan.base_copy:
             task = self.task
@@ -492,13 +492,13 @@ class TaskRun:
                 f"`{plan.push_branch}` into their branch."
             )
         if plan.mode == "same_branch" and plan.pull_number is not None:
-            raw = await self.redis.get(context.run_key(self.task.repo, plan.pull_number))
+            raw = await self.redis.get(planning.run_key(self.task.repo, plan.pull_number))
             return str(json.loads(raw).get("closing") or "") if raw else ""
         return None
 
     def _version(
         self,
-        plan: context.Plan,
+        plan: planning.Plan,
         one: Attempt,
         candidates: list[ranking.Candidate],
         branches: dict[int, str],
@@ -528,7 +528,7 @@ class TaskRun:
     async def _remember(
         self,
         number: int,
-        plan: context.Plan,
+        plan: planning.Plan,
         best: Attempt,
         versions: dict[int, dict[str, Any]],
         closing: str | None,
@@ -542,12 +542,12 @@ class TaskRun:
             "closing": closing if closing is not None else f"Fixes #{self.task.number}",
             "attempts": versions if len(versions) > 1 or plan.mode != "same_branch" else {},
         }
-        await self.redis.set(context.run_key(self.task.repo, number), json.dumps(run), ex=RUN_TTL)
+        await self.redis.set(planning.run_key(self.task.repo, number), json.dumps(run), ex=RUN_TTL)
 
     async def _pick(self, github: publish.Client, token: TokenSource) -> str:
         """`/codex pick N`: the PR's branch moves to attempt N's commit, its body follows."""
         task = self.task
-        raw = await self.redis.get(context.run_key(task.repo, task.number))
+        raw = await self.redis.get(planning.run_key(task.repo, task.number))
         run = json.loads(raw) if raw else {}
         versions: dict[str, dict[str, Any]] = run.get("attempts") or {}
         if len(versions) < 2 or str(task.pick) not in versions:
@@ -619,7 +619,7 @@ class TaskRun:
     async def _finish(self, github: publish.Client, phase: TaskStatus, text: str) -> None:
         """Free the issue or PR for its next task, then say so: whoever reads "done" may
         trigger again at once."""
-        lastrun = context.lastrun_key(self.task)
+        lastrun = planning.lastrun_key(self.task)
         await self.redis.set(lastrun, json.dumps(self.started_at), ex=status.TTL)
         await removals_settled()  # whoever reads "done" finds no container left behind
         if self.showing is not None:

@@ -19,12 +19,12 @@ from app.settings import get_settings
 from app.tasks import Task, deserialize, serialize
 from worker import reaper
 from worker.deps import Deps
+from worker.egress.selftest import NetworkCheck
+from worker.egress.service import Egress
 from worker.heartbeat import Heartbeat, new_worker_id
 from worker.jobs import give_up, run_task
-from worker.model import build_model, openai_client
+from worker.model.backends import build_model, openai_client
 from worker.sandbox.cache import EnvironmentCache
-from worker.sandbox.egress_service import Egress
-from worker.sandbox.netcheck import NetworkCheck
 
 settings = get_settings()
 JOB_TIMEOUT = settings.task_timeout + 60  # the task's own deadline fires first and reports

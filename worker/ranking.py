@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.worklog import WorkLog
+from worker.report.worklog import WorkLog
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pydantic import (
 
 from app.github import CONFIG_PATH
 from app.settings import merge
-from worker.sandbox.egress_policy import ALL_METHODS, PRESET, normalize_host
+from worker.egress.policy import ALL_METHODS, PRESET, normalize_host
 
 MAX_BYTES = 64 * 1024
 """Longer files are refused before they are parsed."""

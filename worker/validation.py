@@ -15,13 +15,13 @@ from pathlib import Path
 
 import docker
 
-from worker.environment import Environment, maintain
 from worker.redact import Redactor
 from worker.repoconfig import RepoConfig
+from worker.report.markdown import plain
+from worker.report.worklog import Step
 from worker.sandbox.archives import tar_files
 from worker.sandbox.containers import HOME, DockerSandbox, SandboxSpec, start_sandbox
-from worker.untrusted import plain
-from worker.worklog import Step
+from worker.setup import Environment, maintain
 
 CHANGE_FILE = ".codex-change.diff"
 APPLY_COMMAND = (

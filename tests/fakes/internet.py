@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from worker.sandbox.certs import CertificateAuthority
+from worker.egress.certs import CertificateAuthority
 
 NAMES = ("allowed.example", "denied.example")
 """Plain HTTP names; `tls.<name>` are their HTTPS twins."""

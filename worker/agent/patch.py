@@ -5,7 +5,7 @@ to `Patch.apply`, and writes back what it returns. Every failure is a `PatchErro
 tells the model what did not match and what to do, and nothing is returned unless every file
 change applies.
 
-Placing each hunk inside its file is `worker.hunks`'s job.
+Placing each hunk inside its file is `worker.agent.hunks`'s job.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from worker.hunks import Hunk, PatchError, apply_hunks
+from worker.agent.hunks import Hunk, PatchError, apply_hunks
 
 __all__ = ["Patch", "PatchError", "parse"]
 

@@ -22,7 +22,8 @@ from app import access, keys
 from app.github import CONFIG_PATH, read_file
 from app.keys import run_key as run_key  # where jobs.py reads it
 from app.tasks import Task
-from worker import prompt, repoconfig
+from worker import repoconfig
+from worker.agent import prompt
 from worker.publish import slug
 
 if TYPE_CHECKING:

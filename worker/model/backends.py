@@ -8,7 +8,7 @@ Ollama, LiteLLM) speak.
 
 Retries are the SDK's own (`MODEL_RETRIES`, `MODEL_TIMEOUT`): it retries 408, 409, 429, 5xx,
 timeouts and lost connections with exponential backoff and honors `Retry-After`; what fails
-after that is a `worker.modelerrors.ModelError`. Whatever the model says comes back as a
+after that is a `worker.model.errors.ModelError`. Whatever the model says comes back as a
 `Turn`: text without calls, or calls whose arguments are not JSON, are the agent's to answer.
 """
 
@@ -23,9 +23,9 @@ from openai.types.chat import ChatCompletion
 from openai.types.responses import Response
 
 from app.settings import Settings
-from worker.modelerrors import model_errors, unreadable
+from worker.agent.tools import TOOLS
+from worker.model.errors import model_errors, unreadable
 from worker.protocols import Model, ToolCall, ToolResult, Turn
-from worker.tools import TOOLS
 
 
 def openai_client(settings: Settings) -> AsyncOpenAI:

@@ -3,7 +3,7 @@
 A worker whose firewall is missing (deploy/docker/sandbox-network.sh never ran, or a reboot
 flushed its rules) would hand every setup script and every `network.agent: on` model this host's
 Redis, Docker API and private networks. So before network modes are used the worker tries its
-firewall both ways from throwaway sandboxes (`netprobe`):
+firewall both ways from throwaway sandboxes (`probe.py`):
 - the setup network resolves a public name and reaches it, and reaches neither a service on this
   host nor a private address;
 - the egress network reaches the proxy, and nothing else: no host service, no public address,
@@ -28,8 +28,8 @@ from urllib.parse import urlsplit
 import docker
 
 from app.settings import Settings
-from worker.sandbox import netprobe
-from worker.sandbox.netprobe import BLOCK_SECONDS, REACH_SECONDS, Findings, Probe, ProbeFailed
+from worker.egress import probe as netprobe
+from worker.egress.probe import BLOCK_SECONDS, REACH_SECONDS, Findings, Probe, ProbeFailed
 
 log = logging.getLogger(__name__)
 

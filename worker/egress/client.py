@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from worker.sandbox.egress_policy import NetworkPolicy, Request
+from worker.egress.policy import NetworkPolicy, Request
 
 log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
@@ -46,7 +46,7 @@ class ProxyProcess:
         listen, with its reason."""
         environment = {name: os.environ[name] for name in INHERITED if name in os.environ}
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "worker.sandbox.egress_proc", env=environment,
+            sys.executable, "-m", "worker.egress.process", env=environment,
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20,
         )  # fmt: skip
         assert process.stdin is not None and process.stdout is not None

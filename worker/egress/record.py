@@ -14,11 +14,11 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from worker.sandbox import egress_http as http
-from worker.sandbox.egress_http import Refused, Side
-from worker.sandbox.egress_limits import LogBudget
-from worker.sandbox.egress_policy import NetworkPolicy, Request
-from worker.sandbox.egress_tunnel import Outcome
+from worker.egress import http
+from worker.egress.http import Refused, Side
+from worker.egress.limits import LogBudget
+from worker.egress.policy import NetworkPolicy, Request
+from worker.egress.tunnel import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The egress proxy's own process, so its descriptors, CPU and memory are not the worker's.
 
-`python -m worker.sandbox.egress_proc` reads its configuration as the first JSON line on stdin,
+`python -m worker.egress.process` reads its configuration as the first JSON line on stdin,
 answers `{"event": "listening", "port": N}` (or `failed`), then takes commands as JSON lines:
 
     {"op": "register", "id": 1, "ip": "172.30.0.5", "label": "task", "policy": {...}}
@@ -22,10 +22,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from worker.sandbox.certs import CertificateAuthority
-from worker.sandbox.egress import EgressProxy
-from worker.sandbox.egress_limits import Caps, descriptor_budget
-from worker.sandbox.egress_policy import NetworkPolicy, Request
+from worker.egress.certs import CertificateAuthority
+from worker.egress.limits import Caps, descriptor_budget
+from worker.egress.policy import NetworkPolicy, Request
+from worker.egress.proxy import EgressProxy
 
 log = logging.getLogger(__name__)
 

@@ -25,21 +25,21 @@ from pathlib import Path
 
 import h11
 
-from worker.sandbox import egress_http as http
-from worker.sandbox.certs import CertificateAuthority
-from worker.sandbox.egress_http import Malformed, Refused, Side
-from worker.sandbox.egress_limits import Caps, LogBudget
-from worker.sandbox.egress_policy import (
+from worker.egress import http
+from worker.egress.certs import CertificateAuthority
+from worker.egress.http import Malformed, Refused, Side
+from worker.egress.limits import Caps, LogBudget
+from worker.egress.policy import (
     NetworkPolicy,
     Request,
     canonical_ip,
     decide,
     decide_connect,
 )
-from worker.sandbox.egress_record import Client, Peer, recording
-from worker.sandbox.egress_relay import forward
-from worker.sandbox.egress_tunnel import Outcome, Tunnels
-from worker.sandbox.egress_upstream import Pool, Upstream
+from worker.egress.record import Client, Peer, recording
+from worker.egress.relay import forward
+from worker.egress.tunnel import Outcome, Tunnels
+from worker.egress.upstream import Pool, Upstream
 
 log = logging.getLogger(__name__)
 

@@ -25,14 +25,14 @@ from app.github import CONFIG_PATH
 from app.settings import Settings
 from app.tasks import TaskStatus
 from worker import repoconfig
+from worker.egress.selftest import NetworkCheck
 from worker.redact import Redactor
+from worker.report.markdown import inline_code, plain
+from worker.report.worklog import Step
 from worker.sandbox import secretscan
 from worker.sandbox.cache import EnvironmentCache
 from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
 from worker.sandbox.disk import parse_size
-from worker.sandbox.netcheck import NetworkCheck
-from worker.untrusted import inline_code, plain
-from worker.worklog import Step
 
 SECRETS_DIR = "/run/codex-secrets"
 """tmpfs in the setup container (`CODEX_SECRETS_DIR`): files there are in no snapshot."""

@@ -14,13 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from app.settings import Settings
-from worker import tools
-from worker.modelerrors import ModelError
-from worker.patch import PatchError
+from worker.agent import tools
+from worker.agent.patch import PatchError
+from worker.model.errors import ModelError
 from worker.protocols import Conversation, Sandbox, ToolCall, ToolResult
 from worker.repoconfig import LimitsConfig
-from worker.untrusted import plain
-from worker.worklog import Step, WorkLog
+from worker.report.markdown import plain
+from worker.report.worklog import Step, WorkLog
 
 log = logging.getLogger(__name__)
 

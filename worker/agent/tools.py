@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from worker.patch import Patch, PatchError, parse
+from worker.agent.patch import Patch, PatchError, parse
 
 SHELL = "shell"
 APPLY_PATCH = "apply_patch"

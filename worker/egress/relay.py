@@ -14,7 +14,7 @@ import time
 
 import h11
 
-from worker.sandbox.egress_http import (
+from worker.egress.http import (
     CHUNK,
     NOT_IN_TRAILERS,
     Refused,
@@ -26,7 +26,7 @@ from worker.sandbox.egress_http import (
     header,
     within,
 )
-from worker.sandbox.egress_upstream import Key, Pool
+from worker.egress.upstream import Key, Pool
 
 
 class _Stale(Exception):

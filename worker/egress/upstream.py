@@ -23,8 +23,8 @@ from pathlib import Path
 
 import h11
 
-from worker.sandbox.egress_http import HEAD_LIMIT, Refused, Side, Streams, Traffic, within
-from worker.sandbox.egress_policy import address_allowed, normalize_host
+from worker.egress.http import HEAD_LIMIT, Refused, Side, Streams, Traffic, within
+from worker.egress.policy import address_allowed, normalize_host
 
 
 def _is_ip(host: str) -> bool:

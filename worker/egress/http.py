@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import h11
 
-from worker.sandbox.egress_policy import normalize_host
+from worker.egress.policy import normalize_host
 
 HEAD_LIMIT = 64 * 1024
 HEAD_TIMEOUT = 30.0

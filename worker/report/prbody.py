@@ -2,7 +2,7 @@
 
 Validation evidence comes from the record, not from the model's word: a command the model says
 it ran is shown with the exit code it actually had, or as "not run". What the model wrote is
-untrusted Markdown (`worker/untrusted.py`), so it cannot hide or fake the sections after it.
+untrusted Markdown (`worker/report/markdown.py`), so it cannot hide or fake the sections after it.
 Each part has its own budget, so a long summary or log is cut where the Markdown around it
 still renders.
 """
@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass, replace
 
 from worker.redact import Redactor
+from worker.report.markdown import fence, inline_code, plain, safe_line, safe_markdown
+from worker.report.worklog import Step, WorkLog, render_network, render_step
 from worker.sandbox.output import trim_middle
-from worker.untrusted import fence, inline_code, plain, safe_line, safe_markdown
-from worker.worklog import Step, WorkLog, render_network, render_step
 
 PR_BODY_LIMIT = 65_536
 """GitHub refuses longer bodies; we stay well under it."""

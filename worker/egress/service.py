@@ -22,12 +22,12 @@ import docker
 import docker.errors
 
 from app.settings import Settings
+from worker.egress.certs import CertificateAuthority
+from worker.egress.client import ProxyGone, ProxyProcess
+from worker.egress.policy import NetworkPolicy, Request, UnknownPreset, expand_presets
 from worker.repoconfig import NetworkConfig
-from worker.sandbox.certs import CertificateAuthority
+from worker.report.worklog import WorkLog
 from worker.sandbox.containers import DockerSandbox
-from worker.sandbox.egress_client import ProxyGone, ProxyProcess
-from worker.sandbox.egress_policy import NetworkPolicy, Request, UnknownPreset, expand_presets
-from worker.worklog import WorkLog
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The firewall that keeps sandboxes off this host lives outside this program (iptables rules from
 deploy/docker/sandbox-network.sh, which the worker, often not root, cannot read), so the only
 honest check is an experiment: a throwaway sandbox, started the way every sandbox is, resolves
-names and opens connections, and says which ones got through. `netcheck` decides what the
+names and opens connections, and says which ones got through. `selftest` decides what the
 answers mean; this module only gathers them.
 """
 

@@ -15,12 +15,12 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from worker.sandbox.certs import CertificateAuthority
-from worker.sandbox.egress_http import CHUNK, HEAD_TIMEOUT, Refused, Side, Traffic, within
-from worker.sandbox.egress_policy import Request, normalize_host
-from worker.sandbox.egress_relay import splice
-from worker.sandbox.egress_tls import HELLO_LIMIT, NotClientHello, parse_client_hello
-from worker.sandbox.egress_upstream import Upstream
+from worker.egress.certs import CertificateAuthority
+from worker.egress.clienthello import HELLO_LIMIT, NotClientHello, parse_client_hello
+from worker.egress.http import CHUNK, HEAD_TIMEOUT, Refused, Side, Traffic, within
+from worker.egress.policy import Request, normalize_host
+from worker.egress.relay import splice
+from worker.egress.upstream import Upstream
 
 ESTABLISHED = b"HTTP/1.1 200 Connection established\r\n\r\n"
 
