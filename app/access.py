@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from arq.connections import ArqRedis
 from githubkit import GitHub
 from redis.asyncio import Redis
 
+from app import queue, status
 from app.github import WRITE_ROLES, role_of
 from app.keys import REFUSAL_TTL, ROLE_TTL, refused_key, role_key
+from app.tasks import Task, TaskStatus
 
 
 async def role(redis: Redis, github: GitHub[Any], repo: str, login: str) -> str:
@@ -44,3 +47,15 @@ async def refuse_once(
     if await redis.set(refused_key(repo, number, login), "1", nx=True, ex=REFUSAL_TTL):
         owner, name = repo.split("/", 1)
         await github.rest.issues.async_create_comment(owner, name, number, body=refusal(login))
+
+
+async def refuse(redis: ArqRedis, github: GitHub[Any], task: Task, *, queued: bool) -> None:
+    """The one answer to a task started by someone without write access, from the app (on
+    arrival, `queued`: its job is cancelled) or the worker (whose role check is fresher): the
+    task is marked refused, its issue freed, and its sender told once per issue why nothing
+    runs."""
+    await status.record(redis, task.job_id, TaskStatus.REFUSED, refusal(task.sender))
+    if queued:
+        await queue.cancel(redis, task.thread, by=task.sender)
+    await queue.release(redis, task)
+    await refuse_once(redis, github, task.repo, task.number, task.sender)

@@ -56,10 +56,7 @@ async def acknowledge(services: Services, task: Task) -> None:
     redis = services.redis
     if not await access.may_start(redis, github, task.repo, task.sender):
         log.info("task %s: refused, %s lacks write access", task.job_id, task.sender)
-        await status.record(redis, task.job_id, TaskStatus.REFUSED, access.refusal(task.sender))
-        await queue.cancel(redis, task.thread, by=task.sender)
-        await queue.release(redis, task)
-        await access.refuse_once(redis, github, task.repo, task.number, task.sender)
+        await access.refuse(redis, github, task, queued=True)
         return
     await react(github, task.repo, task.subject, task.number, "eyes")
     place = await queue.position(redis, task.job_id)

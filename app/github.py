@@ -12,11 +12,19 @@ import json
 import re
 import ssl
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
-from githubkit.exception import RateLimitExceeded, RequestError, RequestFailed, RequestTimeout
+from githubkit.exception import (
+    GitHubException,
+    RateLimitExceeded,
+    RequestError,
+    RequestFailed,
+    RequestTimeout,
+)
+from githubkit.retry import RetryChainDecision, RetryOption, RetryRateLimit, RetryServerError
 
 if TYPE_CHECKING:
     from githubkit_schemas.latest.types import AppPermissionsType
@@ -73,13 +81,36 @@ class SharedTransport(httpx.AsyncHTTPTransport):
         await super().aclose()
 
 
+class ShortRateLimitWait(RetryRateLimit):
+    """A rate limit is waited out here only when GitHub asks for at most `longest`; a longer
+    wait goes back to the queue (`worker/errors.py`), never holds a worker or a webhook."""
+
+    def __init__(self, longest: timedelta) -> None:
+        super().__init__(max_retry=1)
+        self.longest = longest
+
+    def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
+        decision = super().__call__(exc, retry_count)
+        if decision.do_retry and (decision.retry_after or timedelta()) > self.longest:
+            return RetryOption(False)
+        return decision
+
+
+RETRY = RetryChainDecision(ShortRateLimitWait(timedelta(seconds=60)), RetryServerError(3))
+"""githubkit's retries, set here rather than left to its default: a 5xx is tried again 3
+times (after 1, 4 and 9 s), a rate limit once if GitHub asks for at most a minute. What is
+still failing after that is the error tree's to retry through the queue."""
+
+
 def app_client(settings: Settings) -> GitHub[AppAuthStrategy]:
-    """The App's client; every client derived from it (`with_auth`) shares its transport."""
+    """The App's client; every client derived from it (`with_auth`) shares its transport and
+    its retries (`RETRY`)."""
     return GitHub(
         AppAuthStrategy(str(settings.app_id), settings.private_key_pem()),
         base_url=settings.github_api_url,
         timeout=settings.github_timeout,
         http_cache=False,
+        auto_retry=RETRY,
         async_transport=SharedTransport(),
     )
 

@@ -17,6 +17,7 @@ Redis holds, why, and when it goes away.
 | `codex:alive:<job>` | the task's worker is alive | `heartbeat.ALIVE_TTL` |
 | `codex:worker:<id>` | a worker is alive (its containers stay) | `heartbeat.WORKER_TTL` |
 | `codex:given-up:<job>` | one janitor writes a task's last word | `STATUS_TTL` |
+| `codex:started:<job>` | when the task's first try started (its deadline) | `while_running` |
 
 arq's own keys (`arq:queue`, `arq:job:<id>`, ...) are arq's. `app/status.py` and
 `worker/jobs.py` still spell the status keys and their TTLs themselves; `tests/test_keys.py`
@@ -101,3 +102,9 @@ def worker_key(worker_id: str) -> str:
 
 def given_up_key(job_id: str) -> str:
     return f"codex:given-up:{job_id}"
+
+
+def started_key(job_id: str) -> str:
+    """When the task's first try started: a transient failure is tried again only while the
+    task's deadline, counted from there, is not spent."""
+    return f"codex:started:{job_id}"

@@ -35,7 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.keys import SEEN_TTL, active_key, cancel_key, seen_key
 from app.settings import Settings
-from app.tasks import JOB_FUNCTION, Task, deserialize, serialize
+from app.tasks import Task, deserialize, job_function, serialize
 
 HEALTH_CHECK_INTERVAL = 30
 """Seconds a pooled connection may sit idle before it is pinged ahead of its next command, so
@@ -149,7 +149,7 @@ async def submit(redis: ArqRedis, task: Task, active_ttl: int) -> Submission:
     One script, as arq's `enqueue_job` would store the job (same keys, same expiry), so no
     failure can leave the issue locked by a job that was never queued."""
     now = int(time.time() * 1000)
-    job = serialize_job(JOB_FUNCTION, (task.dump(),), {}, None, now, serializer=serialize)
+    job = serialize_job(job_function(task), (task.dump(),), {}, None, now, serializer=serialize)
     keys = (seen_key(task.job_id), active_key(task.thread), job_key_prefix + task.job_id,
             result_key_prefix + task.job_id, default_queue_name)  # fmt: skip
     args = (holder(task), active_ttl, int(SEEN_TTL.total_seconds()), job, expires_extra_ms, now,

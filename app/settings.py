@@ -111,6 +111,12 @@ class Settings(SetupSettings):
     """Seconds a worker told to stop (SIGTERM) lets its running tasks finish before handing
     them back to the queue; the engine's stop timeout (compose `stop_grace_period`) must be
     longer, or the worker is killed first."""
+    retry_delay: int = Field(default=30, ge=1)
+    """Seconds before a task that failed on a passing fault (GitHub 5xx or rate limit, an
+    unreachable container engine) runs again; doubled for each later try, and only while the
+    task's deadline (`task_timeout` from its first start) allows."""
+    progress_every: float = Field(default=5.0, gt=0)
+    """Seconds between edits of the status comment that only say how far the agent got."""
     max_concurrent_tasks: int = Field(default=2, ge=1)
     sandbox_memory: str = "2g"
     sandbox_cpus: float = Field(default=2.0, gt=0)

@@ -13,7 +13,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-JOB_FUNCTION = "run_task"
+JOB_FUNCTIONS = ("run_task", "run_pick")
+"""The worker's arq functions: every task is `run_task` but `/codex pick`, which runs no
+sandbox (`worker/pick.py`)."""
+
+
+def job_function(task: Task) -> str:
+    return "run_pick" if task.action == "pick" else "run_task"
 
 
 class TaskStatus(StrEnum):

@@ -217,6 +217,7 @@ def service_env(
         "SANDBOX_IMAGE": SANDBOX_IMAGE,
         "COMMAND_TIMEOUT": "60",
         "MODEL_RETRIES": "2",
+        "RETRY_DELAY": "2",  # a task hit by a passing GitHub or engine fault runs again soon
         "ENV_CACHE_TTL": "300",  # snapshots from earlier test runs are collected
         "REPO_SECRETS": json.dumps({"octo-env": {"NPM_TOKEN": NPM_TOKEN}}),
         "REPO_DEFAULTS": json.dumps({"octo-env": {"env": {"FROM_SERVER": "yes"}}}),

@@ -20,8 +20,7 @@ from tests.conftest import free_port
 from tests.fakes.openai import Call, ScriptedOpenAI, finish, shell
 from worker.agent.tools import TOOLS
 from worker.model.backends import build_model, openai_client
-from worker.model.errors import ModelError
-from worker.protocols import Conversation, ToolCall, ToolResult, Turn
+from worker.protocols import Conversation, ModelError, ToolCall, ToolResult, Turn
 
 APIS = ["responses", "chat"]
 INSTRUCTIONS = "You are a careful engineer."

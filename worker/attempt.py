@@ -17,9 +17,9 @@ from pathlib import Path
 
 from app.tasks import TaskStatus
 from worker import change, ranking, setup
-from worker.agent import prompt
 from worker.agent.loop import Agent, Limits, Outcome, Progress
 from worker.deps import Deps
+from worker.errors import TaskFailed
 from worker.redact import Redactor
 from worker.repoconfig import RepoConfig
 from worker.report.worklog import WorkLog
@@ -44,7 +44,7 @@ commits. The host never parses this text: it applies it with its own git (`chang
 Show = Callable[[TaskStatus, str], Awaitable[None]]
 
 
-class AttemptFailed(Exception):
+class AttemptFailed(TaskFailed):
     """The attempt cannot go on; the message is written for the person who started it."""
 
 
@@ -273,19 +273,3 @@ async def collect_diff(sandbox: DockerSandbox, baseline: str, limit: int) -> byt
             f"the change could not be collected (over {limit} bytes, or git failed in the sandbox)"
         )
     return diff
-
-
-def task_prompt(plan_prompt: str, agents_files: dict[str, str], config: RepoConfig,
-                limits: Limits) -> str:  # fmt: skip
-    """The task as the model sees it: the issue or PR, AGENTS.md, and the environment."""
-    facts = prompt.Environment(
-        network=config.network.agent,
-        allow=tuple(config.network.allow),
-        methods=tuple(config.network.methods),
-        validate=config.validate_command,
-        max_steps=limits.max_steps,
-        minutes=limits.seconds / 60,
-        command_timeout=limits.command_timeout,
-    )
-    parts = [plan_prompt, prompt.agents_md(agents_files), prompt.environment(facts)]
-    return "\n\n".join(part for part in parts if part)

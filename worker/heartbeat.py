@@ -30,7 +30,7 @@ from arq.jobs import deserialize_job
 
 from app import keys, queue
 from app.keys import alive_key, worker_key
-from app.tasks import JOB_FUNCTION, Task, deserialize
+from app.tasks import JOB_FUNCTIONS, Task, deserialize
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,6 @@ class Heartbeat:
         if raw is None:
             return None
         job = deserialize_job(raw, deserializer=deserialize)
-        if job.function != JOB_FUNCTION or not job.args:
+        if job.function not in JOB_FUNCTIONS or not job.args:
             return None
         return Task.model_validate(job.args[0])

@@ -22,8 +22,10 @@ from worker.deps import Deps
 from worker.egress.selftest import NetworkCheck
 from worker.egress.service import Egress
 from worker.heartbeat import Heartbeat, new_worker_id
-from worker.jobs import give_up, run_task
+from worker.jobs import run_task
+from worker.lifecycle import give_up
 from worker.model.backends import build_model, openai_client
+from worker.pick import run_pick
 from worker.sandbox.cache import EnvironmentCache
 
 settings = get_settings()
@@ -90,7 +92,7 @@ async def shutdown(ctx: dict[str, Any]) -> None:
 
 
 class WorkerSettings:
-    functions: ClassVar = [run_task]
+    functions: ClassVar = [run_task, run_pick]
     on_startup = startup
     on_shutdown = shutdown
     redis_settings = queue.redis_settings(settings)  # retries a dropped Redis with backoff

@@ -20,11 +20,11 @@ from redis.asyncio import Redis
 
 from app import access, keys
 from app.github import CONFIG_PATH, read_file
-from app.keys import run_key as run_key  # where jobs.py reads it
 from app.tasks import Task
 from worker import repoconfig
 from worker.agent import prompt
 from worker.publish import slug
+from worker.runrecord import RunRecord
 
 if TYPE_CHECKING:
     from githubkit_schemas.latest.models import PullRequest
@@ -220,19 +220,18 @@ async def prompt_for(redis: Redis, github: GitHub[Any], task: Task, plan: Plan) 
 
 async def previous_run(redis: Redis, task: Task) -> prompt.Quote:
     """For `/codex continue`: how the last run on this PR ended and what it did."""
-    raw = await redis.get(run_key(task.repo, task.number))
-    if raw is None:
+    run = await RunRecord.load(redis, task.repo, task.number)
+    if run is None:
         text = (
             "Continue the work on this branch. No record of the previous run is left; read the "
             "pull request description and the branch's changes to see where it stopped."
         )
     else:
-        run = json.loads(raw)
-        commands = "\n".join(f"- {c}" for c in run.get("commands", [])[-25:])
+        commands = "\n".join(f"- {c}" for c in run.commands[-25:])
         text = (
-            f"A previous run on this branch stopped before finishing: {run.get('stop_reason')}. "
+            f"A previous run on this branch stopped before finishing: {run.stop_reason}. "
             "Its changes are already committed on this branch; continue from there.\n\n"
-            f"Its summary: {run.get('summary') or '(none)'}\n\n"
+            f"Its summary: {run.summary or '(none)'}\n\n"
             f"Its last commands:\n{commands or '- (none)'}"
         )
     return prompt.Quote(author="codex", text=text, label="previous run", trusted=True, pinned=True)

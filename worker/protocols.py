@@ -11,6 +11,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
+class ModelError(Exception):
+    """The model API failed for good (after the SDK's retries); the message is for users."""
+
+    def __init__(self, message: str, *, status: int | None = None, tries: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+        """The HTTP status of the last answer; None for a timeout or a lost connection."""
+        self.tries = tries
+
+
 @dataclass(frozen=True)
 class CommandResult:
     exit_code: int

@@ -21,8 +21,10 @@ from pydantic import (
 )
 
 from app.github import CONFIG_PATH
-from app.settings import merge
+from app.settings import Settings, merge
+from worker.agent.loop import Limits
 from worker.egress.policy import ALL_METHODS, PRESET, normalize_host
+from worker.errors import TaskFailed
 
 MAX_BYTES = 64 * 1024
 """Longer files are refused before they are parsed."""
@@ -181,7 +183,7 @@ class RepoConfig(BaseModel):
         return value
 
 
-class ConfigError(Exception):
+class ConfigError(TaskFailed):
     """`.github/codex.yml` cannot be used; the message is for the repository's maintainers."""
 
     def __init__(self, key: str, reason: str, line: int | None) -> None:
@@ -265,3 +267,19 @@ def parse(text: str | None, defaults: dict[str, Any] | None = None) -> RepoConfi
         elif "input" in first and first["type"] not in ("missing",):
             reason = f"{reason}, got `{_bounded(str(first['input']))}`"
         raise ConfigError(key, reason, _line_of(text or "", path)) from None
+
+
+def limits_for(settings: Settings, repo: LimitsConfig) -> Limits:
+    """The server's limits, tightened (never loosened) by the repository's."""
+
+    def tighter(server: float, wanted: float | None) -> float:
+        return server if wanted is None else min(server, wanted)
+
+    return Limits(
+        max_steps=int(tighter(settings.max_steps, repo.steps)),
+        command_timeout=settings.command_timeout,
+        seconds=tighter(settings.agent_timeout, repo.minutes and repo.minutes * 60),
+        max_tokens=int(tighter(settings.max_tokens, repo.tokens)),
+        max_cost=tighter(settings.max_cost, repo.cost),
+        price=settings.cost,
+    )

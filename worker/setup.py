@@ -26,6 +26,7 @@ from app.settings import Settings
 from app.tasks import TaskStatus
 from worker import repoconfig
 from worker.egress.selftest import NetworkCheck
+from worker.errors import TaskFailed
 from worker.redact import Redactor
 from worker.report.markdown import inline_code, plain
 from worker.report.worklog import Step
@@ -53,7 +54,7 @@ Cache = Literal["hit", "stored", "miss"] | None
 Show = Callable[[TaskStatus, str], Awaitable[None]]
 
 
-class SetupFailed(Exception):
+class SetupFailed(TaskFailed):
     """The environment could not be prepared; the message says why, for maintainers."""
 
 

@@ -13,12 +13,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from app.settings import Settings
 from worker.agent import tools
 from worker.agent.patch import PatchError
-from worker.model.errors import ModelError
-from worker.protocols import Conversation, Sandbox, ToolCall, ToolResult
-from worker.repoconfig import LimitsConfig
+from worker.protocols import Conversation, ModelError, Sandbox, ToolCall, ToolResult
 from worker.report.markdown import plain
 from worker.report.worklog import Step, WorkLog
 
@@ -41,22 +38,6 @@ class Limits:
     """US dollars, as priced by `price`."""
     price: Callable[[int, int], float] = field(default=lambda i, o: 0.0, compare=False)
     """US dollars for (input tokens, output tokens)."""
-
-
-def limits_for(settings: Settings, repo: LimitsConfig) -> Limits:
-    """The server's limits, tightened (never loosened) by the repository's."""
-
-    def tighter(server: float, wanted: float | None) -> float:
-        return server if wanted is None else min(server, wanted)
-
-    return Limits(
-        max_steps=int(tighter(settings.max_steps, repo.steps)),
-        command_timeout=settings.command_timeout,
-        seconds=tighter(settings.agent_timeout, repo.minutes and repo.minutes * 60),
-        max_tokens=int(tighter(settings.max_tokens, repo.tokens)),
-        max_cost=tighter(settings.max_cost, repo.cost),
-        price=settings.cost,
-    )
 
 
 @dataclass(frozen=True)

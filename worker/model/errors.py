@@ -17,15 +17,7 @@ import openai
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 
-
-class ModelError(Exception):
-    """The model API failed for good (after the SDK's retries); the message is for users."""
-
-    def __init__(self, message: str, *, status: int | None = None, tries: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
-        """The HTTP status of the last answer; None for a timeout or a lost connection."""
-        self.tries = tries
+from worker.protocols import ModelError
 
 
 @contextlib.contextmanager

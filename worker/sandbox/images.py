@@ -16,12 +16,13 @@ import re
 
 import docker
 
+from worker.errors import TaskFailed
 from worker.sandbox.cache import REPOSITORY
 
 ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
 
 
-class ImageRefused(Exception):
+class ImageRefused(TaskFailed):
     """The image cannot be used; the message is for the repository's maintainers."""
 
 

@@ -1,0 +1,104 @@
+"""The error tree (`worker/errors.py`): what each real failure is called, what the person reads,
+and which ones are tried again, and when. Real exceptions: githubkit's from real httpx
+responses, docker-py's from an engine address nothing listens on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import docker
+import httpx
+import pytest
+from githubkit.exception import RequestError, RequestFailed
+from githubkit.response import Response
+
+from tests.conftest import free_port
+from worker import errors
+from worker.repoconfig import ConfigError
+from worker.report.markdown import safe_markdown
+
+
+def inert(text: str) -> str:
+    return safe_markdown(text, 7, "octo/calc")
+
+
+def classify(error: BaseException, deadline_passed: bool = False) -> errors.TaskError:
+    return errors.classify(error, deadline_passed=deadline_passed, task_timeout=600, inert=inert)
+
+
+def github(status: int, message: str) -> RequestFailed:
+    request = httpx.Request("POST", "https://api.github.com/repos/octo/calc/pulls")
+    raw = httpx.Response(status, json={"message": message}, request=request)
+    return RequestFailed(Response(raw, Any))
+
+
+def test_github_5xx_and_unreachable_are_transient_and_4xx_is_not() -> None:
+    bad_gateway = classify(github(502, "Bad Gateway"))
+    assert isinstance(bad_gateway, errors.GitHubUnavailable) and bad_gateway.transient
+    assert bad_gateway.explain() == "GitHub answered 502: Bad Gateway."
+    request = httpx.Request("GET", "https://api.github.com/")
+    gone = classify(RequestError(httpx.ConnectError("Connection refused", request=request)))
+    assert isinstance(gone, errors.GitHubUnavailable)
+    denied = classify(github(403, "Resource not accessible by integration"))
+    assert isinstance(denied, errors.GitHubRejected) and not denied.transient
+    assert "Response(" not in denied.explain()
+
+
+def test_an_engine_nobody_answers_on_is_transient_and_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("DOCKER_HOST", address)
+    client = docker.DockerClient(base_url=address, timeout=2, version="1.41")
+    try:
+        with pytest.raises(Exception) as caught:
+            client.containers.list()
+    finally:
+        client.close()
+    failure = classify(caught.value)
+    assert isinstance(failure, errors.EngineUnavailable) and failure.transient
+    assert address in failure.explain() and "Max retries" not in failure.explain()
+
+
+def test_only_the_tasks_own_deadline_is_blamed_on_the_task_limit() -> None:
+    assert isinstance(classify(TimeoutError(), deadline_passed=True), errors.TimeLimit)
+    assert "600 s task limit" in classify(TimeoutError(), deadline_passed=True).explain()
+    stuck = classify(TimeoutError("reading the container's output"))
+    assert isinstance(stuck, errors.Unexpected)
+    assert "task limit" not in stuck.explain()
+    assert "reading the container's output timed out" in stuck.explain()
+
+
+def test_the_first_attempt_speaks_for_a_group_and_our_own_errors_pass_through() -> None:
+    config = ConfigError("attempts", "must be at most 5", 3)
+    group = ExceptionGroup("attempts", [config, ValueError("second")])
+    assert classify(group) is config
+    assert "A valid example" in classify(group).explain()
+
+
+def test_an_unknown_error_is_made_inert() -> None:
+    failure = classify(RuntimeError("ping @everyone-team, see #12 and [x](http://evil)"))
+    assert isinstance(failure, errors.Unexpected)
+    assert failure.explain() == inert("ping @everyone-team, see #12 and [x](http://evil)")
+    assert "@everyone-team" not in failure.explain()
+
+
+def test_a_transient_failure_waits_longer_each_try_and_never_past_the_deadline() -> None:
+    down = errors.GitHubUnavailable("GitHub answered 503")
+
+    def retry(try_number: int, elapsed: float = 0.0) -> int | None:
+        return errors.retry_in(down, try_number=try_number, max_tries=3, elapsed=elapsed,
+                               deadline=600, delay=30)  # fmt: skip
+
+    assert [retry(1), retry(2), retry(3)] == [30, 60, None]
+    assert retry(1, elapsed=500) == 30
+    assert retry(1, elapsed=541) is None  # the next try would have under 30 s left
+    permanent = errors.GitHubRejected("GitHub answered 403")
+    assert errors.retry_in(permanent, try_number=1, max_tries=3, elapsed=0, deadline=600,
+                           delay=30) is None  # fmt: skip
+
+
+def test_cancelled_is_not_a_failure() -> None:
+    assert not issubclass(errors.Cancelled, errors.TaskError)
+    assert issubclass(asyncio.CancelledError, BaseException)
