@@ -229,6 +229,12 @@ class Settings(SetupSettings):
         return self.private_key_path.read_text()
 
 
+def default(name: str) -> Any:
+    """The default of the setting `name`, for a plain dataclass that has a field of the same
+    meaning (a sandbox's memory, the agent's step limit): the number is written once, above."""
+    return Settings.model_fields[name].default
+
+
 def merge(*layers: dict[str, Any]) -> dict[str, Any]:
     """Configuration layers, later ones winning; mappings are merged key by key."""
     merged: dict[str, Any] = {}

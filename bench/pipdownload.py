@@ -24,9 +24,11 @@ import docker
 from app.settings import Settings
 from bench.report import Row, ratio, target
 from worker.egress.service import Egress
+from worker.protocols import Sandbox
 from worker.repoconfig import NetworkConfig
 from worker.report.worklog import WorkLog
-from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox
+from worker.sandbox.containers import open_sandbox
+from worker.sandbox.spec import SandboxSpec
 
 TARGET = 1.2
 PACKAGES = (
@@ -62,7 +64,7 @@ def _settings(image: str, pinned: dict[str, str] | None = None) -> Settings:
     )
 
 
-async def _timed(sandbox: DockerSandbox, runs: int, where: str) -> tuple[list[float], str]:
+async def _timed(sandbox: Sandbox, runs: int, where: str) -> tuple[list[float], str]:
     """Seconds of each of `runs` downloads in `sandbox`, and all that pip printed."""
     took, printed = [], ""
     for _ in range(runs):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import shutil
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -60,6 +61,16 @@ class LocalSandbox:
         output, _ = await asyncio.wait_for(process.communicate(), timeout)
         code = await process.wait()
         return CommandResult(code, output.decode(errors="replace"), time.monotonic() - started)
+
+    async def read(self, command: str, *, limit: int, timeout: int = 120) -> bytes | None:
+        process = await asyncio.create_subprocess_shell(
+            command, cwd=self.root, stdout=asyncio.subprocess.PIPE
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), timeout)
+        return output if process.returncode == 0 and len(output) <= limit else None
+
+    async def put_tree(self, root: Path) -> None:
+        shutil.copytree(root, self.root, dirs_exist_ok=True)
 
     async def read_file(self, path: str) -> bytes | None:
         file = self.root / path

@@ -19,7 +19,8 @@ from worker.sandbox.cache import (
     key,
     key_files,
 )  # fmt: skip
-from worker.sandbox.containers import SandboxSpec, open_sandbox
+from worker.sandbox.containers import open_sandbox
+from worker.sandbox.spec import SandboxSpec
 
 
 @pytest.fixture

@@ -33,7 +33,9 @@ from tests.test_triggers import label
 from worker.egress import probe as netprobe
 from worker.egress.probe import Findings, Probe
 from worker.egress.selftest import NetworkCheck, Verdict, engine_affected
-from worker.sandbox.containers import SandboxSpec, open_sandbox, removals_settled
+from worker.sandbox.containers import open_sandbox
+from worker.sandbox.removal import removals_settled
+from worker.sandbox.spec import SandboxSpec
 
 FETCH = """\
 import ssl, sys, urllib.error, urllib.request

@@ -11,7 +11,8 @@ import pytest
 
 from tests.conftest import SANDBOX_IMAGE
 from worker.sandbox import disk
-from worker.sandbox.containers import DockerSandbox, SandboxError, SandboxSpec, open_sandbox
+from worker.sandbox.containers import DockerSandbox, open_sandbox
+from worker.sandbox.spec import SandboxError, SandboxSpec
 
 SPEC = SandboxSpec(
     image=SANDBOX_IMAGE, memory="256m", cpus=0.5, pids=64, label="test:sandbox#hardening"

@@ -20,6 +20,7 @@ from worker import change, ranking, setup
 from worker.agent.loop import Agent, Limits, Outcome, Progress
 from worker.deps import Deps
 from worker.errors import TaskFailed
+from worker.protocols import Sandbox
 from worker.redact import Redactor
 from worker.repoconfig import RepoConfig
 from worker.report.worklog import WorkLog
@@ -189,7 +190,7 @@ async def _checkout(job: Job) -> Path:
 async def _ready(
     job: Job,
     env: Environment,
-    sandbox: DockerSandbox,
+    sandbox: Sandbox,
     base: str,
     worklog: WorkLog,
     show: Show,
@@ -242,7 +243,7 @@ async def _agent_phase(
     job: Job,
     text: str,
     number: int,
-    sandbox: DockerSandbox,
+    sandbox: Sandbox,
     worklog: WorkLog,
     show: Show,
     progress: Progress,
@@ -266,7 +267,7 @@ async def _agent_phase(
     return await agent.run(conversation)
 
 
-async def collect_diff(sandbox: DockerSandbox, baseline: str, limit: int) -> bytes:
+async def collect_diff(sandbox: Sandbox, baseline: str, limit: int) -> bytes:
     diff = await sandbox.read(DIFF_COMMAND.format(baseline=baseline), limit=limit)
     if diff is None:
         raise AttemptFailed(

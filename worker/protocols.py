@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 
@@ -42,6 +43,15 @@ class Sandbox(Protocol):
         """Run `command` with `sh -c` in the sandbox; never longer than `timeout` seconds.
 
         `env` exists for that one command only (how setup-only secrets are passed)."""
+        ...
+
+    async def read(self, command: str, *, limit: int, timeout: int = 120) -> bytes | None:
+        """The raw stdout of `command`, which only reads (it may run more than once); None
+        when it fails or writes more than `limit` bytes."""
+        ...
+
+    async def put_tree(self, root: Path) -> None:
+        """Copy the host directory `root` into the checkout."""
         ...
 
     async def read_file(self, path: str) -> bytes | None:

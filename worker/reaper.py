@@ -19,7 +19,7 @@ import docker
 from arq.connections import ArqRedis
 
 from app.keys import worker_key
-from worker.sandbox import containers
+from worker.sandbox import spec
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def fleet_of(redis_url: str) -> str:
 
 def claim(worker_id: str, fleet: str) -> None:
     """Every container this process starts from now on names this worker and fleet."""
-    containers.OWNER_LABELS.update({WORKER_LABEL: worker_id, FLEET_LABEL: fleet})
+    spec.OWNER_LABELS.update({WORKER_LABEL: worker_id, FLEET_LABEL: fleet})
 
 
 async def reap(engine: docker.DockerClient, redis: ArqRedis, fleet: str) -> int:

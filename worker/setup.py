@@ -27,13 +27,15 @@ from app.tasks import TaskStatus
 from worker import repoconfig
 from worker.egress.selftest import NetworkCheck
 from worker.errors import TaskFailed
+from worker.protocols import Sandbox
 from worker.redact import Redactor
 from worker.report.markdown import inline_code, plain
 from worker.report.worklog import Step
 from worker.sandbox import secretscan
 from worker.sandbox.cache import EnvironmentCache
-from worker.sandbox.containers import DockerSandbox, SandboxSpec, network_exists, open_sandbox
+from worker.sandbox.containers import network_exists, open_sandbox
 from worker.sandbox.disk import parse_size
+from worker.sandbox.spec import SandboxSpec
 
 SECRETS_DIR = "/run/codex-secrets"
 """tmpfs in the setup container (`CODEX_SECRETS_DIR`): files there are in no snapshot."""
@@ -204,7 +206,7 @@ def sandbox_spec(
 
 
 async def run_script(
-    sandbox: DockerSandbox,
+    sandbox: Sandbox,
     script: str,
     secret_values: dict[str, str],
     timeout: int,
@@ -226,7 +228,7 @@ async def run_script(
     return step
 
 
-async def take_baseline(sandbox: DockerSandbox) -> str:
+async def take_baseline(sandbox: Sandbox) -> str:
     """Record setup's creations as excluded paths and return the checkout's tree."""
     out = await sandbox.read(BASELINE_COMMAND, limit=4096, timeout=600)
     tree = (out or b"").decode(errors="replace").strip()
@@ -236,7 +238,7 @@ async def take_baseline(sandbox: DockerSandbox) -> str:
 
 
 async def maintain(
-    sandbox: DockerSandbox, config: repoconfig.RepoConfig, timeout: int, redact: Redactor
+    sandbox: Sandbox, config: repoconfig.RepoConfig, timeout: int, redact: Redactor
 ) -> tuple[Step | None, str]:
     """A cached environment, brought to the commit just copied in: its checkout reset (setup's
     files stay), `maintenance` run (without secrets), the new baseline taken."""

@@ -20,7 +20,8 @@ from worker.repoconfig import RepoConfig
 from worker.report.markdown import plain
 from worker.report.worklog import Step
 from worker.sandbox.archives import tar_files
-from worker.sandbox.containers import HOME, DockerSandbox, SandboxSpec, start_sandbox
+from worker.sandbox.containers import DockerSandbox, start_sandbox
+from worker.sandbox.spec import HOME, SandboxSpec
 from worker.setup import Environment, maintain
 
 CHANGE_FILE = ".codex-change.diff"

@@ -25,7 +25,8 @@ from urllib.parse import urlsplit
 import docker
 import docker.errors
 
-from worker.sandbox.containers import SandboxError, SandboxSpec, open_sandbox
+from worker.sandbox.containers import open_sandbox
+from worker.sandbox.spec import SandboxError, SandboxSpec
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The Docker sandbox: one fresh, locked-down container per task, reached only through the API.
 
 The checkout goes in and the diff comes out through the Docker API (no bind mounts), so a remote
-engine works too and nothing on the host is shared with the container. Every command runs under
-`timeout -k` inside the container and under an outer deadline that kills the container, because
-`exec_run` itself has no timeout (docker-py#2651).
+engine works too and nothing on the host is shared with the container. How a container is made
+is `spec.py`; how one command runs in it, `execution.py`; this module is a running container
+(files in and out, its networks, stopping it) and its lifetime (`open_sandbox`).
 """
 
 from __future__ import annotations
@@ -13,91 +13,41 @@ import logging
 import secrets
 import shlex
 import time
-from collections.abc import AsyncIterator, Coroutine, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 from docker.models.containers import Container
 
 from worker.protocols import CommandResult
 from worker.sandbox import disk
-from worker.sandbox.archives import SANDBOX_UID, tar_files, tar_tree
-from worker.sandbox.output import OutputBuffer
+from worker.sandbox.archives import tar_files, tar_tree
+from worker.sandbox.execution import GRACE, READ_TRIES, read_output, run_command
+from worker.sandbox.removal import removals_settled as removals_settled  # worker/jobs.py's name
+from worker.sandbox.removal import remove_in_background
+from worker.sandbox.spec import (
+    HOME,
+    WORKDIR,
+    SandboxError,
+    SandboxSpec,
+    create_container,
+    has_quota,
+)
 
 log = logging.getLogger(__name__)
 
-WORKDIR = "/workspace"
-HOME = "/home/codex"
-GRACE = 5
-"""Seconds between TERM and KILL for a command that outlives its timeout."""
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 CA_VARIABLES = (
     "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS",
     "GIT_SSL_CAINFO", "PIP_CERT",
 )  # fmt: skip
 """How common tools are told about a proxy and an extra CA, without root in the container."""
-OWNER_LABELS: dict[str, str] = {}
-"""Labels naming the worker process that starts a container (`codex.worker`, `codex.fleet`),
-set once at worker startup, so another worker can remove what a dead one left behind."""
-
-
-END = f"codex-end-{secrets.token_hex(8)}:"
-"""Every command's output ends with a line `END<exit code>`. Docker sometimes returns an
-exec's output empty or short (moby#27289, docker-py#2042): without that line, it was lost."""
-LOST_OUTPUT = (
-    "[the Docker engine lost this command's output, or part of it (a known docker exec race); "
-    "run the command again if you need it]"
-)
-READ_TRIES = 3
-IPV6_OFF = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
-"""Our own setting, whatever the engine's defaults: the firewall rules are IPv4 (and the
-bridges drop IPv6 as well)."""
-
-
-def framed(limit: str, command: str, *, merged: bool = False) -> list[str]:
-    """`command` under `limit` (a `timeout ...` prefix), then the end line with its status.
-
-    `merged`: stderr joins stdout inside the container, so nothing the command wrote can come
-    after the end line (Docker's two streams are not ordered with each other)."""
-    into = " 2>&1" if merged else ""
-    script = f'{limit} sh -c "$1"{into}; s=$?; printf "\\n{END}%d\\n" "$s"; exit "$s"'
-    return ["sh", "-c", script, "sh", command]
-
-
-def end_line(code: int) -> bytes:
-    return f"\n{END}{code}\n".encode()
-
-
-class SandboxError(Exception):
-    """The sandbox failed (not the command in it): the container died or would not start."""
-
-
-@dataclass(frozen=True)
-class SandboxSpec:
-    image: str
-    memory: str = "2g"
-    cpus: float = 2.0
-    pids: int = 512
-    runtime: str | None = None
-    output_limit: int = 16_000
-    network: str | None = None
-    """A Docker network for the setup phase (`isolate()` leaves it); None: no network at all."""
-    env: Mapping[str, str] = field(default_factory=dict)
-    """Environment of every command (not secret: visible in the container's config)."""
-    label: str = ""
-    """Written to the container's `codex.task` label, so leftovers can be found and removed."""
-    disk: int | None = None
-    """Bytes the container may write to disk (`SANDBOX_DISK`); None: no limit."""
-    selftest: bool = False
-    """A probe of the worker's own (labelled `codex.selftest`): not a task's container."""
-    tmpfs: Mapping[str, str] = field(default_factory=dict)
-    """Memory-backed mounts (path -> options): what is written there is in no snapshot."""
 
 
 class DockerSandbox:
+    """Matches `worker.protocols.Sandbox`; the rest (networks, the container) is Docker's."""
+
     def __init__(
         self, client: docker.DockerClient, container: Container, spec: SandboxSpec
     ) -> None:
@@ -134,11 +84,11 @@ class DockerSandbox:
         env: Mapping[str, str] | None = None,
     ) -> CommandResult:
         directory = WORKDIR if not workdir else str(Path(WORKDIR) / workdir)
-        argv = framed(f"timeout -k {GRACE} {timeout}", command, merged=True)
         started = time.monotonic()
         try:
             output, code = await asyncio.wait_for(
-                asyncio.to_thread(self._exec, argv, directory, env), timeout + GRACE + 30
+                asyncio.to_thread(self._run, command, timeout, directory, env),
+                timeout + GRACE + 30,
             )
         except TimeoutError:
             await self.kill()
@@ -156,56 +106,31 @@ class DockerSandbox:
             timed_out=code in (124, 137),
         )
 
-    def _exec(
-        self, argv: list[str], workdir: str, env: Mapping[str, str] | None
+    def _run(
+        self, command: str, timeout: int, workdir: str, env: Mapping[str, str] | None
     ) -> tuple[str, int]:
-        api = self.api
         try:
-            exec_id = api.exec_create(
-                self.container.id,
-                argv,
+            return run_command(
+                self.api,
+                str(self.container.id),
+                command,
+                timeout=timeout,
                 workdir=workdir,
                 environment={**self.exec_env, **(env or {})},
-            )["Id"]
-            buffer = OutputBuffer(self.spec.output_limit)
-            for chunk in api.exec_start(exec_id, stream=True):
-                buffer.add(chunk)
-            code = api.exec_inspect(exec_id)["ExitCode"]
+                output_limit=self.spec.output_limit,
+                label=self.spec.label,
+            )
         except docker.errors.APIError as error:
             raise SandboxError(
                 self.stopped or f"the sandbox stopped answering: {error.explanation}"
             ) from error
-        code = int(code if code is not None else -1)
-        if buffer.take_end(end_line(code)):
-            return buffer.text(), code
-        text = buffer.text()
-        if code in (126, 127) and text.strip():
-            return text, code  # the engine could not start it (e.g. no such workdir): its word
-        log.warning("task %s: the engine lost a command's output", self.spec.label)
-        return (f"{text}\n{LOST_OUTPUT}" if text.strip() else LOST_OUTPUT), code
 
     async def read(self, command: str, *, limit: int, timeout: int = 120) -> bytes | None:
         """The raw stdout of `command`, or None when it exceeds `limit` bytes or fails."""
 
         def run() -> bytes | None:
-            api = self.api
-            for _ in range(READ_TRIES):  # `command` only reads: running it again is harmless
-                exec_id = api.exec_create(
-                    self.container.id,
-                    framed(f"timeout {timeout}", command),
-                    workdir=WORKDIR,
-                    stderr=False,
-                )["Id"]
-                data = bytearray()
-                for chunk in api.exec_start(exec_id, stream=True):
-                    data += chunk
-                    if len(data) > limit + len(end_line(-1)):
-                        return None
-                end = end_line(int(api.exec_inspect(exec_id)["ExitCode"] or 0))
-                if data.endswith(end):
-                    return bytes(data[: -len(end)]) if end == end_line(0) else None
-                log.warning("task %s: the engine lost a read's output", self.spec.label)
-            return None
+            return read_output(self.api, str(self.container.id), command, workdir=WORKDIR,
+                               limit=limit, timeout=timeout, label=self.spec.label)  # fmt: skip
 
         try:
             data = await asyncio.wait_for(asyncio.to_thread(run), READ_TRIES * (timeout + 30))
@@ -300,72 +225,11 @@ class DockerSandbox:
             await asyncio.to_thread(self.container.remove, force=True)
 
 
-_quotas: dict[str, bool] = {}
-
-
-def _quota(client: docker.DockerClient) -> bool:
-    url = str(client.api.base_url)
-    if url not in _quotas:
-        _quotas[url] = disk.has_quotas(client.info())
-    return _quotas[url]
-
-
-def _start(client: docker.DockerClient, spec: SandboxSpec) -> Container:
-    """Create and start the container. `create`, unlike `run`, never pulls a missing image."""
-    memory = spec.memory
-    quota = {"size": str(spec.disk)} if spec.disk and _quota(client) else None
-    container = client.containers.create(
-        spec.image,
-        command=["sleep", "infinity"],
-        name=f"codex-{secrets.token_hex(6)}",
-        init=True,
-        user=f"{SANDBOX_UID}:{SANDBOX_UID}",
-        working_dir=WORKDIR,
-        environment={
-            **spec.env,
-            "HOME": HOME,
-            "CI": "true",
-            "LANG": "C.UTF-8",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "NO_COLOR": "1",
-        },
-        network=spec.network,  # docker-py refuses both at once, by truthiness
-        network_mode=None if spec.network else "none",
-        cap_drop=["ALL"],
-        security_opt=["no-new-privileges"],
-        pids_limit=spec.pids,
-        mem_limit=memory,
-        memswap_limit=memory,
-        nano_cpus=int(spec.cpus * 1e9),
-        runtime=spec.runtime,
-        labels={"codex.selftest" if spec.selftest else "codex.task": spec.label, **OWNER_LABELS},
-        tmpfs=dict(spec.tmpfs) or None,
-        sysctls=IPV6_OFF,
-        storage_opt=quota,
-    )
-    try:
-        container.start()
-    except BaseException:
-        with suppress(docker.errors.APIError):
-            container.remove(force=True)
-        raise
-    return container
-
-
-_removing: set[asyncio.Task[None]] = set()
-
-
-async def removals_settled() -> None:
-    """Wait until every container handed to background removal is gone."""
-    while _removing:
-        await asyncio.gather(*list(_removing), return_exceptions=True)
-
-
 async def start_sandbox(client: docker.DockerClient, spec: SandboxSpec) -> DockerSandbox:
     """A fresh container; the caller removes it (`kill`). `open_sandbox` is the usual way.
 
     A cancel cannot stop the engine call in its thread: the container it makes is removed."""
-    starting = asyncio.ensure_future(asyncio.to_thread(_start, client, spec))
+    starting = asyncio.ensure_future(asyncio.to_thread(create_container, client, spec))
     try:
         container = await asyncio.shield(starting)
     except asyncio.CancelledError:
@@ -384,7 +248,7 @@ async def start_sandbox(client: docker.DockerClient, spec: SandboxSpec) -> Docke
             hint = f" (is the {spec.runtime!r} runtime registered? deploy/docker/ensure-dockerd.sh)"
         raise SandboxError(f"the sandbox would not start: {error.explanation}{hint}") from error
     sandbox = DockerSandbox(client, container, spec)
-    if spec.disk and not _quota(client):
+    if spec.disk and not has_quota(client):
         sandbox.watcher = asyncio.create_task(
             disk.watch(client, str(container.id), spec.disk, sandbox.stop)
         )
@@ -416,13 +280,6 @@ async def open_sandbox(
         remove_in_background(remove())
     else:
         await remove()
-
-
-def remove_in_background(removal: Coroutine[Any, Any, None]) -> None:
-    """Run `removal` without waiting for it; `removals_settled()` waits for them all."""
-    task = asyncio.create_task(removal)
-    _removing.add(task)
-    task.add_done_callback(_removing.discard)
 
 
 async def network_exists(client: docker.DockerClient, name: str) -> bool:
