@@ -47,3 +47,10 @@ def test_an_unknown_marker_is_an_error_not_a_silent_no_op(tmp_path: Path) -> Non
                "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT), str(typo))  # fmt: skip
     assert done.returncode != 0
     assert "'sytem' not found in `markers` configuration option" in done.stdout + done.stderr
+
+
+def test_the_report_package_imports_no_sandbox_code() -> None:
+    """The work log and the PR body are text made from data: no container code behind them."""
+    for path in (ROOT / "worker" / "report").glob("*.py"):
+        imports = [line for line in path.read_text().splitlines() if "import" in line]
+        assert not [line for line in imports if "sandbox" in line or "docker" in line], path

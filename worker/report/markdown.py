@@ -173,3 +173,11 @@ def safe_line(text: str, issue: int | None = None, repo: str | None = None) -> s
     first = text.strip().splitlines()[0] if text.strip() else ""
     first = FENCE.sub(lambda m: m.group(2), first).strip()
     return _prose(re.sub(r"^[ >#=*+-]+", "", first), issue, repo)
+
+
+def trim_middle(text: str, limit: int) -> str:
+    """`text` in at most about `limit` characters: its head and tail, and how much was cut."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"

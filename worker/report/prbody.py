@@ -13,9 +13,8 @@ import re
 from dataclasses import dataclass, replace
 
 from worker.redact import Redactor
-from worker.report.markdown import fence, inline_code, plain, safe_line, safe_markdown
+from worker.report.markdown import fence, inline_code, plain, safe_line, safe_markdown, trim_middle
 from worker.report.worklog import Step, WorkLog, render_network, render_step
-from worker.sandbox.output import trim_middle
 
 PR_BODY_LIMIT = 65_536
 """GitHub refuses longer bodies; we stay well under it."""

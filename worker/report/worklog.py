@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from worker.report.markdown import fence, inline_code, plain
-from worker.sandbox.output import trim_middle
+from worker.report.markdown import fence, inline_code, plain, trim_middle
 
 OUTPUT_IN_LOG = 2_000
 COMMAND_IN_LOG = 4_000

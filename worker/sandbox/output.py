@@ -67,10 +67,3 @@ def whole_characters(data: bytes, at_end: bool) -> bytes:
             needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
             return data if back >= needed else data[:-back]
     return data
-
-
-def trim_middle(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    half = limit // 2
-    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
