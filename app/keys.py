@@ -4,7 +4,7 @@ Redis holds, why, and when it goes away.
 | key | what it holds | lives |
 | --- | --- | --- |
 | `codex:seen:<trigger>` | a delivery or comment already handled | `SEEN_TTL` |
-| `codex:active:<thread>` | the task running on an issue or PR | `while_running` |
+| `codex:active:<thread>` | the task running on an issue or PR | `while_running`; `LOCK_AHEAD` |
 | `codex:cancel:<job>` | who asked a task to stop | `SEEN_TTL` |
 | `codex:busy:<job>:<about>` | "already running" was said to `about` | `while_running` |
 | `codex:role:<repo>:<login>` | a person's role, as GitHub answered | `ROLE_TTL` |
@@ -14,14 +14,12 @@ Redis holds, why, and when it goes away.
 | `codex:log:<id>` | the full log the task page serves | `LOG_TTL` |
 | `codex:run:<repo>#<n>` | what the last run on a PR left (continue) | `RUN_TTL` |
 | `codex:lastrun:<thread>` | when the last run there started | `STATUS_TTL` |
-| `codex:alive:<job>` | the task's worker is alive | `heartbeat.ALIVE_TTL` |
-| `codex:worker:<id>` | a worker is alive (its containers stay) | `heartbeat.WORKER_TTL` |
-| `codex:given-up:<job>` | one janitor writes a task's last word | `STATUS_TTL` |
+| `codex:alive:<job>` | the task's worker is alive | `ALIVE_TTL` |
+| `codex:worker:<id>` | a worker is alive (its containers stay) | `WORKER_TTL` |
+| `codex:given-up:<job>` | one janitor writes a task's last word | `GIVEN_UP_TTL` |
 | `codex:started:<job>` | when the task's first try started (its deadline) | `while_running` |
 
-arq's own keys (`arq:queue`, `arq:job:<id>`, ...) are arq's. `app/status.py` and
-`worker/jobs.py` still spell the status keys and their TTLs themselves; `tests/test_keys.py`
-holds them to the values here until they import them.
+arq's own keys (`arq:queue`, `arq:job:<id>`, ...) are arq's.
 """
 
 from __future__ import annotations
@@ -39,6 +37,17 @@ STATUS_TTL = 4 * 24 * 3600
 LOG_TTL = 30 * 24 * 3600
 RUN_TTL = 30 * 24 * 3600
 """A PR can be continued or picked from for a month after its last run."""
+ALIVE_TTL = 30
+"""Seconds a running task's alive key outlives its worker's last beat: how long a dead worker
+goes unnoticed."""
+WORKER_TTL = 60
+"""Seconds a worker's own key outlives its last beat; the reaper removes a worker's containers
+only after that, so a Redis hiccup of a few seconds never costs a running task its sandbox."""
+LOCK_AHEAD = 300
+"""A live task's issue lock (`codex:active:`) is kept at least this many seconds ahead: long
+enough for a dead worker's task to be started again before its lock could lapse."""
+GIVEN_UP_TTL = 3600
+"""Seconds one janitor holds the claim to write a dead task's final status."""
 
 
 def while_running(settings: Settings) -> int:

@@ -20,9 +20,9 @@ from githubkit import GitHub
 from githubkit.exception import RequestFailed
 from redis.asyncio import Redis
 
+from app.keys import STATUS_TTL, comment_key, status_key
 from app.tasks import FINAL_RANK, Task, TaskStatus
 
-TTL = 4 * 24 * 3600
 PENDING = "pending"
 
 _RECORD = """
@@ -52,14 +52,6 @@ class Comment:
     url: str
 
 
-def status_key(job_id: str) -> str:
-    return f"codex:status:{job_id}"
-
-
-def comment_key(job_id: str) -> str:
-    return f"codex:comment:{job_id}"
-
-
 async def record(
     redis: Redis, job_id: str, status: TaskStatus, text: str, try_number: int = 0
 ) -> bool:
@@ -67,7 +59,7 @@ async def record(
     recorded; True when stored. `try_number` is the worker's try (arq's `job_try`); the app
     leaves it 0, which stands for the try currently recorded."""
     data = {"status": status.value, "rank": status.rank, "text": text, "at": time.time()}
-    args = (json.dumps(data), str(status.rank), str(FINAL_RANK), str(TTL), str(try_number))
+    args = (json.dumps(data), str(status.rank), str(FINAL_RANK), str(STATUS_TTL), str(try_number))
     stored = await redis.eval(_RECORD, 1, status_key(job_id), *args)  # type: ignore[misc]
     return bool(stored)
 
@@ -113,7 +105,7 @@ async def sync(redis: Redis, github: GitHub[Any], task: Task) -> None:
         body = render(task, state["text"] if state else "⏳ Queued")
         raw = await redis.get(key)
         if raw is None:
-            if not await redis.set(key, PENDING, nx=True, ex=TTL):
+            if not await redis.set(key, PENDING, nx=True, ex=STATUS_TTL):
                 continue
             try:
                 created = await github.rest.issues.async_create_comment(
@@ -123,7 +115,7 @@ async def sync(redis: Redis, github: GitHub[Any], task: Task) -> None:
                 await redis.delete(key)
                 raise
             data = created.parsed_data
-            await redis.set(key, json.dumps({"id": data.id, "url": data.html_url}), ex=TTL)
+            await redis.set(key, json.dumps({"id": data.id, "url": data.html_url}), ex=STATUS_TTL)
         else:
             if raw == PENDING.encode():
                 await asyncio.sleep(0.1)  # the other side is creating it; then edit it

@@ -13,10 +13,10 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, retry_key_prefix
 
 from app import queue, status
-from app.keys import alive_key
+from app.keys import ALIVE_TTL, alive_key
 from app.tasks import Task, TaskStatus
 from tests.test_queue import settings
-from worker.heartbeat import ALIVE_TTL, Heartbeat
+from worker.heartbeat import Heartbeat
 
 IN_PROGRESS_MS = 3_670_000
 

@@ -29,21 +29,14 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_pref
 from arq.jobs import deserialize_job
 
 from app import keys, queue
-from app.keys import alive_key, worker_key
+from app.keys import ALIVE_TTL, LOCK_AHEAD, WORKER_TTL, alive_key, worker_key
 from app.tasks import JOB_FUNCTIONS, Task, deserialize
 
 log = logging.getLogger(__name__)
 
-ALIVE_TTL = 30
-"""Seconds a running task's alive key outlives its last beat: how long a dead worker goes
-unnoticed."""
 BEAT_EVERY = 10
-WORKER_TTL = 60
-"""Seconds a worker's own key outlives its last beat; the reaper removes a worker's containers
-only after that, so a Redis hiccup of a few seconds never costs a running task its sandbox."""
-LOCK_AHEAD = 300
-"""A live task's issue lock is kept at least this many seconds ahead: long enough for a dead
-worker's task to be started again before its lock could lapse."""
+"""Seconds between beats: well inside `ALIVE_TTL` and `WORKER_TTL` (app/keys.py), so a missed
+beat or two never looks like a dead worker."""
 
 _EXTEND = """
 local current = redis.call('GET', KEYS[1])
@@ -166,7 +159,7 @@ class Heartbeat:
             task = await self._task_of(job_id)
             # Claimed once, so two janitors never both write the final status.
             claim = keys.given_up_key(job_id)
-            if task is not None and await self.redis.set(claim, "1", nx=True, ex=3600):
+            if task is not None and await self.redis.set(claim, "1", nx=True, ex=keys.GIVEN_UP_TTL):
                 log.warning("task %s: its worker died on try %d of %d; giving up", job_id, tries,
                             self.max_tries)  # fmt: skip
                 try:

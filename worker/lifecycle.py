@@ -21,7 +21,7 @@ from arq.connections import ArqRedis
 
 from app import access, queue, status
 from app import github as gh
-from app.keys import lastrun_key, started_key, while_running
+from app.keys import STATUS_TTL, lastrun_key, started_key, while_running
 from app.tasks import Task, TaskStatus
 from worker import errors
 from worker.deps import Deps
@@ -30,7 +30,7 @@ from worker.progress import StatusReporter
 from worker.redact import Redactor
 from worker.report import outcome
 from worker.report.markdown import safe_markdown
-from worker.sandbox.containers import removals_settled
+from worker.sandbox.removal import removals_settled
 from worker.tokens import TokenSource
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class TaskRun:
         """Free the issue or PR for its next task, then say so: whoever reads "done" may
         trigger again at once."""
         lastrun = lastrun_key(self.task.thread)
-        await self.redis.set(lastrun, json.dumps(self.started_at), ex=status.TTL)
+        await self.redis.set(lastrun, json.dumps(self.started_at), ex=STATUS_TTL)
         await removals_settled()  # whoever reads "done" finds no container left behind
         await self.status.settle()
         await queue.release(self.redis, self.task)

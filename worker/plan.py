@@ -66,10 +66,6 @@ class Plan:
     """fork_pr: the branch in this repository that holds a copy of the fork's head."""
 
 
-def lastrun_key(task: Task) -> str:
-    return keys.lastrun_key(task.thread)
-
-
 async def plan(github: GitHub[Any], task: Task, defaults: dict[str, Any]) -> Plan:
     """What to do, or `repoconfig.ConfigError` before anything has started: one round of
     GitHub reads (the repository, its config, the issue or PR), so the sandbox can start
@@ -184,7 +180,7 @@ async def prompt_for(redis: Redis, github: GitHub[Any], task: Task, plan: Plan) 
         kind = "issue"
     else:
         texts = [(plan.author, plan.body, "pull request")]
-        since = await redis.get(lastrun_key(task))
+        since = await redis.get(keys.lastrun_key(task.thread))
         reviews = await newest(
             lambda page: github.rest.pulls.async_list_review_comments(
                 owner, name, task.number, per_page=PER_PAGE, page=page

@@ -24,7 +24,6 @@ from worker.protocols import CommandResult
 from worker.sandbox import disk
 from worker.sandbox.archives import tar_files, tar_tree
 from worker.sandbox.execution import GRACE, READ_TRIES, read_output, run_command
-from worker.sandbox.removal import removals_settled as removals_settled  # worker/jobs.py's name
 from worker.sandbox.removal import remove_in_background
 from worker.sandbox.spec import (
     HOME,
