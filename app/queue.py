@@ -37,9 +37,6 @@ from app.keys import SEEN_TTL, active_key, cancel_key, seen_key
 from app.settings import Settings
 from app.tasks import Task, deserialize, job_function, serialize
 
-HEALTH_CHECK_INTERVAL = 30
-"""Seconds a pooled connection may sit idle before it is pinged ahead of its next command, so
-a connection Redis dropped meanwhile is replaced instead of failing that command."""
 BACKOFF_CAP = 2.0
 """Longest wait, in seconds, between two tries of a Redis command."""
 
@@ -116,7 +113,7 @@ def pool(settings: Settings) -> ArqRedis:
         settings.redis_url,
         socket_timeout=settings.redis_timeout,
         socket_connect_timeout=settings.redis_timeout,
-        health_check_interval=HEALTH_CHECK_INTERVAL,
+        health_check_interval=settings.redis_health_check,
         retry_on_timeout=True,
         retry_on_error=list(RETRIED),
         retry=retry(settings),

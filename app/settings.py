@@ -72,6 +72,10 @@ class Settings(SetupSettings):
     redis_retries: int = Field(default=8, ge=0, le=100)
     """Tries after the first when Redis drops a connection or times out, 0.1 s apart doubling
     up to 2 s (8: about 10 s), so the worker rides out a Redis restart."""
+    redis_health_check: int = Field(default=30, ge=0)
+    """Seconds a pooled Redis connection may sit idle before it is pinged ahead of its next
+    command, so a connection Redis dropped meanwhile is replaced instead of failing that
+    command (`REDIS_HEALTH_CHECK`; 0: never)."""
     redis_deadline: float = Field(default=3.0, gt=0, le=9)
     """Seconds the receiver may spend on Redis for one delivery. Past it the delivery is
     answered 503 with `Retry-After`, nothing was queued, and it can be redelivered as is;
@@ -155,6 +159,9 @@ class Settings(SetupSettings):
     """US dollars one attempt may spend, at the prices above, before it stops (`MAX_COST`)."""
     agent_timeout: int = Field(default=1800, ge=10)
     """Seconds the agent phase of one attempt may take before it stops (`AGENT_TIMEOUT`)."""
+    task_log_limit: int = Field(default=8_000_000, ge=10_000)
+    """Characters kept of one task's full work log (served at `/logs/<id>`); a longer log
+    loses its middle (`TASK_LOG_LIMIT`)."""
 
     egress_port: int = Field(default=3128, ge=1, le=65535)
     """Port of the egress proxy the worker runs for `network.agent: allowlist | on`; it listens

@@ -16,8 +16,6 @@ from redis.asyncio import Redis
 from app.keys import LOG_TTL, log_key
 from app.settings import Settings
 
-LIMIT = 8_000_000
-"""Characters kept of one log; longer logs lose their middle."""
 LOG_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -27,12 +25,13 @@ def log_id(settings: Settings, job_id: str) -> str:
 
 
 async def store(redis: Redis, settings: Settings, job_id: str, text: str) -> str | None:
-    """Keep `text` (already redacted) for 30 days; its URL when `PUBLIC_URL` is set."""
+    """Keep `text` (already redacted) for `LOG_TTL`; its URL when `PUBLIC_URL` is set."""
     identifier = log_id(settings, job_id)
-    if len(text) > LIMIT:
-        half = LIMIT // 2
+    limit = settings.task_log_limit
+    if len(text) > limit:
+        half = limit // 2
         text = (
-            f"{text[:half]}\n\n[... {len(text) - LIMIT} characters omitted ...]\n\n{text[-half:]}"
+            f"{text[:half]}\n\n[... {len(text) - limit} characters omitted ...]\n\n{text[-half:]}"
         )
     await redis.set(log_key(identifier), text.encode(), ex=LOG_TTL)
     if not settings.public_url:

@@ -19,10 +19,11 @@ import pytest
 
 from tests.fakes.openai import Call, ScriptedOpenAI, finish, shell
 from tests.test_model import settings
-from worker.agent.loop import Agent, Limits
+from worker.agent.loop import Agent
 from worker.model.backends import build_model, openai_client
 from worker.protocols import CommandResult
 from worker.redact import Redactor, encoded_forms
+from worker.repoconfig import LimitsConfig, limits_for
 from worker.report.worklog import WorkLog
 
 TOKEN = "npm_b64Q2mK9vT4bL8sW1yZ6cN3dF5hJ0pAx7Rq"
@@ -95,9 +96,10 @@ def run_agent(fake: ScriptedOpenAI, root: Path, redact: Redactor) -> WorkLog:
 
     async def main() -> None:
         config = settings(fake)
+        limits = limits_for(settings(fake, max_steps=10), LimitsConfig())
         async with openai_client(config) as client:
             conversation = build_model(config, client).start("Be careful.", "Leaky task")
-            agent = Agent(LocalSandbox(root), worklog, Limits(max_steps=10), "t", redact=redact)
+            agent = Agent(LocalSandbox(root), worklog, limits, "t", redact=redact)
             await agent.run(conversation)
 
     asyncio.run(main())
@@ -144,7 +146,8 @@ def test_without_a_redactor_outputs_are_unchanged(fake: ScriptedOpenAI, tmp_path
         config = settings(fake)
         async with openai_client(config) as client:
             conversation = build_model(config, client).start("Be careful.", "Leaky task")
-            await Agent(LocalSandbox(tmp_path), worklog, Limits(), "t").run(conversation)
+            limits = limits_for(config, LimitsConfig())
+            await Agent(LocalSandbox(tmp_path), worklog, limits, "t").run(conversation)
 
     asyncio.run(main())
     assert worklog.steps[0].output == "plain words\n"

@@ -26,15 +26,18 @@ NUDGE = "Use the tools to work on the task, and call `finish` with a summary whe
 
 @dataclass(frozen=True)
 class Limits:
-    max_steps: int = 40
+    """An attempt's limits; `repoconfig.limits_for` makes them from the settings (which hold
+    their defaults) and the repository's config."""
+
+    max_steps: int
     """Model turns before the agent stops."""
-    command_timeout: int = 300
+    command_timeout: int
     """Upper bound, in seconds, for one shell command."""
-    seconds: float = 1800
+    seconds: float
     """Wall time of the agent phase."""
-    max_tokens: int = 2_000_000
+    max_tokens: int
     """Input plus output tokens."""
-    max_cost: float = 5.0
+    max_cost: float
     """US dollars, as priced by `price`."""
     price: Callable[[int, int], float] = field(default=lambda i, o: 0.0, compare=False)
     """US dollars for (input tokens, output tokens)."""

@@ -212,12 +212,13 @@ class Environment:
 
     network: str
     """`off`, `allowlist` or `on`."""
+    max_steps: int
+    minutes: float
+    command_timeout: int
+    """The task's limits (`Limits`), as the model is told them."""
     allow: tuple[str, ...] = ()
     methods: tuple[str, ...] = ()
     validate: str | None = None
-    max_steps: int = 40
-    minutes: float = 30
-    command_timeout: int = 300
 
 
 def environment(env: Environment) -> str:
