@@ -43,10 +43,10 @@ def attempt(
     log = WorkLog(steps=[Step(1, "pytest -q", 0, 0.5, "1 passed")], input_tokens=1000,
                   output_tokens=200)  # fmt: skip
     if check_exit is not None:
-        log.validation = Step(0, "pytest", check_exit, 1.0, "", kind="check")
+        log.check = Step(None, "pytest", check_exit, 1.0, "", kind="check")
     files = ["calc.py"] if files is None else files
     change = Change(files=files, problems=problems or [], tree="t" * 40 if files else None)
-    done = Outcome(summary=f"Fixed it, attempt {number}.\n\nMore.", validation=["pytest: ok"],
+    done = Outcome(summary=f"Fixed it, attempt {number}.\n\nMore.", claimed=["pytest: ok"],
                    steps=steps, stop_reason=stop)  # fmt: skip
     return Attempt(number, done, log, b"diff --git a/calc.py b/calc.py\n+x\n", change, None)
 

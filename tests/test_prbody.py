@@ -15,7 +15,7 @@ def report(steps: list[Step], validation: list[str], **kw: object) -> Report:
     return Report(
         number=7,
         summary="Fixed it.",
-        validation=validation,
+        claimed=validation,
         log=WorkLog(steps=steps, input_tokens=100, output_tokens=20),
         changed_files=["calc.py"],
         duration=12.0,
@@ -103,9 +103,7 @@ LIVE = "correct-horse-battery-staple"
 )
 def test_no_credential_reaches_the_body_from_any_part_of_it(secret: str, leaks: list[str]) -> None:
     step = Step(1, f"curl -H 'Authorization: {secret}' x", 1, 0.1, f"Using:\n{secret}\ndone")
-    log = WorkLog(
-        steps=[step], notes=[f"token {secret}"], validation=Step(-1, "make", 1, 1, secret)
-    )
+    log = WorkLog(steps=[step], notes=[f"token {secret}"], check=Step(None, "make", 1, 1, secret))
     body = render_pr_body(
         Report(7, f"Summary {secret}", [f"echo {secret}"], log, ["a.py"], 1.0), Redactor([LIVE])
     )
@@ -148,7 +146,7 @@ def test_a_huge_summary_and_a_long_log_keep_the_body_whole_and_under_the_limit()
     assert len(summary) > 200_000
     steps = [Step(i, f"cmd {i}", 0, 0.1, "x" * 3_000) for i in range(1, 100)]
     log = WorkLog(steps=steps, input_tokens=12_345, output_tokens=678)
-    log.validation = Step(-1, "pytest -q", 0, 2.5, "3 passed")
+    log.check = Step(None, "pytest -q", 0, 2.5, "3 passed")
     files = [f"src/module_{n}.py" for n in range(3)]
     body = render_pr_body(
         Report(7, summary, ["cmd 3"], log, files, 93.0, cost=0.0421),

@@ -68,7 +68,7 @@ def text_of(page: str) -> str:
 
 def body_for(summary: str, repo: str | None = "o/r") -> str:
     log = WorkLog(steps=[Step(1, "pytest -q", 1, 0.5, "1 failed")])
-    log.validation = Step(-1, "pytest -q", 1, 0.6, "1 failed")
+    log.check = Step(None, "pytest -q", 1, 0.6, "1 failed")
     report = Report(7, summary, ["pytest -q"], log, ["calc.py"], 3.0, repo=repo)
     return render_pr_body(report, Redactor())
 

@@ -15,7 +15,7 @@ HEREDOC = "set -e\nexport PATH=$HOME/bin:$PATH\ncat > notes.md <<'EOF'\n# Notes\
 
 def body_of(*steps: Step) -> str:
     log = WorkLog(steps=list(steps), input_tokens=1, output_tokens=1)
-    report = Report(number=7, summary="Done.", validation=[], log=log, changed_files=[],
+    report = Report(number=7, summary="Done.", claimed=[], log=log, changed_files=[],
                     duration=1.0)  # fmt: skip
     return render_pr_body(report, Redactor())
 
@@ -42,7 +42,7 @@ def test_a_command_cannot_close_its_block_or_act_on_the_pull_request() -> None:
 
 def test_a_maintenance_run_is_labelled_maintenance_not_setup() -> None:
     steps = (
-        Step(0, "npm ci", 0, 3.0, "added 10 packages", kind="maintenance"),
+        Step(None, "npm ci", 0, 3.0, "added 10 packages", kind="maintenance"),
         Step(1, "npm test", 0, 1.0, "pass"),
     )
     body = body_of(*steps)
@@ -53,8 +53,8 @@ def test_a_maintenance_run_is_labelled_maintenance_not_setup() -> None:
 
 
 def test_the_setup_script_and_the_check_keep_their_names() -> None:
-    log = WorkLog(steps=[Step(0, HEREDOC, 0, 2.0, "", kind="setup")])
-    log.validation = Step(-1, "make test", 1, 1.0, "FAIL", kind="check")
+    log = WorkLog(steps=[Step(None, HEREDOC, 0, 2.0, "", kind="setup")])
+    log.check = Step(None, "make test", 1, 1.0, "FAIL", kind="check")
     assert render_step(log.steps[0]).startswith("**setup** → exit 0 (2.0 s)\n\n```sh\nset -e\n")
     full = render_full([log])
     assert f"--- setup: exit 0 (2.0 s)\n$ {HEREDOC}" in full
@@ -110,7 +110,7 @@ def test_a_secret_split_by_a_colour_code_is_still_redacted() -> None:
     secret = "hunter2-very-secret-value"
     step = Step(1, "npm run deploy", 0, 1.0, f"token: {secret[:7]}\x1b[0m{secret[7:]}")
     log = WorkLog(steps=[step], input_tokens=1, output_tokens=1)
-    report = Report(number=7, summary="Done.", validation=[], log=log, changed_files=[],
+    report = Report(number=7, summary="Done.", claimed=[], log=log, changed_files=[],
                     duration=1.0)  # fmt: skip
     body = render_pr_body(report, Redactor([secret]))
     assert secret not in body and "hunter2" not in body and "token: " in body

@@ -74,7 +74,7 @@ class Attempt:
         return bool(self.change.files) and not self.change.problems
 
     def candidate(self) -> ranking.Candidate:
-        validation = self.worklog.validation
+        validation = self.worklog.check
         note = self.outcome.stop_reason or ""
         if self.change.problems:
             note = "not publishable: " + "; ".join(self.change.problems)
@@ -85,7 +85,7 @@ class Attempt:
             publishable=self.publishable,
             passed=None if validation is None else validation.exit_code == 0,
             failures=ranking.failures(
-                self.worklog, self.outcome.validation, self.outcome.stop_reason is not None
+                self.worklog, self.outcome.claimed, self.outcome.stop_reason is not None
             ),
             diff_lines=ranking.diff_lines(self.diff),
             steps=self.outcome.steps,
@@ -171,7 +171,7 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
                                     job.redact.contains_secret)  # fmt: skip
         if checker is not None and config.validate_command and staged.files and not staged.problems:
             await show(TaskStatus.VALIDATING, f"🧪 Validating: `{config.validate_command}`.")
-            worklog.validation = await checker.check(
+            worklog.check = await checker.check(
                 diff, config.validate_command, job.limits.command_timeout,
                 lambda box: _network(job, box, worklog, f"{label}/validate"),
             )  # fmt: skip

@@ -218,7 +218,9 @@ async def run_script(
     env = {**secret_values, "CODEX_SECRETS_DIR": SECRETS_DIR} if secret_values else None
     result = await sandbox.run(script, timeout=timeout, env=env)
     output = plain(result.output)
-    step = Step(0, script, result.exit_code, result.duration, output, result.timed_out, kind=kind)
+    step = Step(
+        None, script, result.exit_code, result.duration, output, result.timed_out, kind=kind
+    )
     if result.exit_code != 0:
         tail = redact(output.strip()[-1500:])
         raise SetupFailed(

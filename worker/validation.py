@@ -83,11 +83,11 @@ class ValidationSandbox:
             applied = await sandbox.run(APPLY_COMMAND, timeout=120)
             if applied.exit_code != 0:
                 output = f"the change could not be applied for validation:\n{plain(applied.output)}"
-                return Step(-1, command, applied.exit_code or 1, applied.duration, output,
+                return Step(None, command, applied.exit_code or 1, applied.duration, output,
                             kind="check")  # fmt: skip
         async with network(sandbox):
             result = await sandbox.run(command, timeout=timeout)
-        return Step(-1, command, result.exit_code, result.duration, plain(result.output),
+        return Step(None, command, result.exit_code, result.duration, plain(result.output),
                     result.timed_out, kind="check")  # fmt: skip
 
     async def close(self) -> None:

@@ -46,7 +46,7 @@ class Limits:
 @dataclass(frozen=True)
 class Outcome:
     summary: str
-    validation: list[str]
+    claimed: list[str]
     steps: int
     stop_reason: str | None = None
     """Why the agent stopped before calling `finish`, or None when it finished."""

@@ -75,7 +75,7 @@ def publication(
             number=task.number,
             repo=task.repo,
             summary=one.outcome.summary or "The agent stopped before writing a summary.",
-            validation=one.outcome.validation,
+            claimed=one.outcome.claimed,
             log=one.worklog,
             changed_files=one.change.files,
             duration=duration,
@@ -83,7 +83,7 @@ def publication(
             attempts=ranking.table(candidates, one.number, branches) if branches else "",
             cost=cost(one.worklog.input_tokens, one.worklog.output_tokens),
         )
-        labels = {INCOMPLETE: bool(one.outcome.stop_reason), FAILING: report.validation_failed}
+        labels = {INCOMPLETE: bool(one.outcome.stop_reason), FAILING: report.check_failed}
         versions[one.number] = Version(
             title=titled(plan.title, [name for name, on in labels.items() if on]),
             body=render_pr_body(report, redact, closing, log_url),

@@ -33,7 +33,7 @@ FENCE = re.compile(r" {0,3}(`{3,}|~{3,})")
 class Report:
     number: int
     summary: str
-    validation: list[str]
+    claimed: list[str]
     log: WorkLog
     changed_files: list[str]
     duration: float
@@ -46,8 +46,8 @@ class Report:
     """`owner/name` of the task's issue: a closing keyword in the summary may name only it."""
 
     @property
-    def validation_failed(self) -> bool:
-        check = self.log.validation
+    def check_failed(self) -> bool:
+        check = self.log.check
         return check is not None and (check.exit_code != 0 or check.timed_out)
 
 
@@ -70,16 +70,16 @@ def render_check(check: Step) -> str:
 
 
 def render_validation(report: Report) -> str:
-    parts = [render_check(report.log.validation)] if report.log.validation else []
+    parts = [render_check(report.log.check)] if report.log.check else []
     parts.append(render_claims(report))
     return "\n\n".join(parts)
 
 
 def render_claims(report: Report) -> str:
-    if not report.validation:
+    if not report.claimed:
         return "The agent named no validation command."
     lines = ["Commands the agent named as validation:"]
-    for command in report.validation:
+    for command in report.claimed:
         step = report.log.last_run_of(command)
         if step is None:
             lines.append(f"- {inline_code(command)}: ⚠️ named by the agent but never run")
@@ -155,13 +155,13 @@ def redacted(report: Report, redact: Redactor) -> Report:
     log = replace(
         report.log,
         steps=[step(one) for one in report.log.steps],
-        validation=step(report.log.validation) if report.log.validation else None,
+        check=step(report.log.check) if report.log.check else None,
         notes=[redact(note) for note in report.log.notes],
     )
     return replace(
         report,
         summary=redact(report.summary),
-        validation=[redact(command) for command in report.validation],
+        claimed=[redact(command) for command in report.claimed],
         log=log,
     )
 
@@ -195,8 +195,8 @@ def render_pr_body(
         + (f" Environment: {log.environment}." if log.environment else "")
         + "".join(f"\n- {inline_code(trim_middle(note, NOTE_LIMIT))}" for note in log.notes[:20]),
     ]
-    if report.validation_failed:
-        check = log.validation
+    if report.check_failed:
+        check = log.check
         assert check is not None
         head[:0] = [
             f"> [!CAUTION]\n> Failing validation: {inline_code(check.command)} "

@@ -19,8 +19,8 @@ environment, the agent, or the worker's own run of the `validate` command after 
 
 @dataclass(frozen=True)
 class Step:
-    step: int
-    """The agent's turn (1, 2, ...); 0 for setup and maintenance, -1 for the check."""
+    step: int | None
+    """The agent's turn (1, 2, ...); None for the steps that are not the agent's (`kind`)."""
     command: str
     exit_code: int
     duration: float
@@ -44,7 +44,7 @@ class WorkLog:
     output_tokens: int = 0
     environment: str = ""
     """The image and whether the environment came from the cache."""
-    validation: Step | None = None
+    check: Step | None = None
     """The repository's `validate` command, run by the worker after the agent finished."""
     egress_allowed: int = 0
     egress_denied: dict[str, int] = field(default_factory=dict)
@@ -108,7 +108,7 @@ def render_full(logs: list[WorkLog]) -> str:
     for number, log in enumerate(logs, 1):
         if len(logs) > 1:
             parts.append(f"======== Attempt {number} of {len(logs)} ========")
-        for step in [*log.steps, *([log.validation] if log.validation else [])]:
+        for step in [*log.steps, *([log.check] if log.check else [])]:
             status = "timed out" if step.timed_out else f"exit {step.exit_code}"
             parts.append(
                 f"--- {step.name}: {status} ({step.duration:.1f} s)\n$ {plain(step.command)}"
