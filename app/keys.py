@@ -18,6 +18,8 @@ Redis holds, why, and when it goes away.
 | `codex:worker:<id>` | a worker is alive (its containers stay) | `WORKER_TTL` |
 | `codex:given-up:<job>` | one janitor writes a task's last word | `GIVEN_UP_TTL` |
 | `codex:started:<job>` | when the task's first try started (its deadline) | `while_running` |
+| `codex:running:installation:<id>` | an installation's tasks holding a slot | members: `alive` |
+| `codex:running:repo:<owner/name>` | a repository's tasks holding a slot | members: `alive` |
 
 arq's own keys (`arq:queue`, `arq:job:<id>`, ...) are arq's.
 """
@@ -117,3 +119,13 @@ def started_key(job_id: str) -> str:
     """When the task's first try started: a transient failure is tried again only while the
     task's deadline, counted from there, is not spent."""
     return f"codex:started:{job_id}"
+
+
+def running_installation_key(installation_id: int) -> str:
+    """The jobs of one installation that hold a slot under `MAX_TASKS_PER_INSTALLATION`."""
+    return f"codex:running:installation:{installation_id}"
+
+
+def running_repo_key(repo: str) -> str:
+    """The jobs of one repository that hold a slot under `MAX_TASKS_PER_REPO`."""
+    return f"codex:running:repo:{repo}"

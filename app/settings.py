@@ -122,6 +122,13 @@ class Settings(SetupSettings):
     progress_every: float = Field(default=5.0, gt=0)
     """Seconds between edits of the status comment that only say how far the agent got."""
     max_concurrent_tasks: int = Field(default=2, ge=1)
+    """Tasks one worker process runs at a time."""
+    max_tasks_per_installation: int = Field(default=0, ge=0)
+    """Tasks of one installation (one account or organization) running at a time across all
+    workers (`MAX_TASKS_PER_INSTALLATION`); more wait in the queue and say so. 0: no limit."""
+    max_tasks_per_repo: int = Field(default=0, ge=0)
+    """Tasks of one repository running at a time across all workers (`MAX_TASKS_PER_REPO`);
+    0: no limit."""
     sandbox_memory: str = "2g"
     sandbox_cpus: float = Field(default=2.0, gt=0)
     sandbox_pids: int = Field(default=512, ge=16)

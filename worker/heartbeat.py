@@ -12,6 +12,9 @@ it again on the next poll (a fresh try: `ctx["job_try"]` counts up). A job alrea
 `max_tries` times is not started again by arq (it drops it, calling nothing of ours): the
 janitor writes its final status and frees its issue instead. Recovery takes at most
 `ALIVE_TTL + BEAT_EVERY` seconds plus a poll.
+
+The alive key is also what keeps a task's slot under the fleet-wide caps (`worker/caps.py`):
+a slot counts while its task's alive key lives, and `running_task` gives it back at the end.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from arq.jobs import deserialize_job
 from app import keys, queue
 from app.keys import ALIVE_TTL, LOCK_AHEAD, WORKER_TTL, alive_key, worker_key
 from app.tasks import JOB_FUNCTIONS, Task, deserialize
+from worker import caps
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +118,8 @@ class Heartbeat:
             yield
         finally:
             self.running.pop(task.job_id, None)
+            with contextlib.suppress(Exception):  # unreleased, the slot frees with the alive key
+                await caps.release(self.redis, task)
 
     async def _beating(self) -> None:
         while True:

@@ -23,7 +23,7 @@ from app import access, queue, status
 from app import github as gh
 from app.keys import STATUS_TTL, lastrun_key, started_key, while_running
 from app.tasks import Task, TaskStatus
-from worker import errors
+from worker import caps, errors
 from worker.deps import Deps
 from worker.heartbeat import Heartbeat
 from worker.progress import StatusReporter
@@ -53,6 +53,7 @@ async def entry(ctx: dict[str, Any], payload: dict[str, Any], work: Work) -> str
             return f"already {state['status']} on an earlier try"
     beats: Heartbeat = ctx["heartbeat"]
     async with beats.running_task(task):
+        await caps.admit(ctx, task)  # over a fleet-wide cap: back to the queue, no try used
         run = TaskRun(ctx["deps"], ctx["redis"], task, ctx["job_try"], beats.max_tries)
         result = await run.run(work)
     log.info("task %s: %s", task.job_id, result)
