@@ -1,0 +1,169 @@
+"""Many workers for the fleet tests and the benchmarks: an app and N workers on a Redis of their
+own, and a second Docker engine on this machine for workers that must not share one.
+
+The second engine is a real `dockerd` with its own data root, exec root, socket and config
+file (none of `/etc/docker/daemon.json`), started with `--bridge=none --iptables=false
+--ip-forward=false --ip-masq=false --ip6tables=false`: it creates no bridge and writes no
+firewall rule, so it cannot fight the main engine over `docker0`, the `codex-*` bridges or the
+iptables chains `deploy/docker/sandbox-network.sh` keeps. Its sandboxes therefore have no
+network at all (the default `network.agent: off`; setup runs without one, as it says), which is
+what a second host would have before its operator ran `sandbox-network.sh` there. It is
+stopped by its pid, its containerd with it, and its directory removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+import redis
+from arq.constants import default_queue_name, health_check_key_suffix
+
+from tests.conftest import (
+    SANDBOX_IMAGE,
+    WEBHOOK_SECRET,
+    Service,
+    require,
+    service_env,
+    start_app,
+    start_redis,
+    start_worker,
+    wait_for,
+)
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI
+
+HEALTH_CHECK = default_queue_name + health_check_key_suffix
+"""arq writes it once a worker's `on_startup` is done."""
+
+
+@dataclass
+class SecondEngine:
+    process: subprocess.Popen[bytes]
+    root: Path
+    host: str
+    """`unix://...`: what `DOCKER_HOST` is for the workers that use this engine."""
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=self.host)
+
+
+def _answers(host: str) -> bool:
+    try:
+        with contextlib.closing(docker.DockerClient(base_url=host, timeout=2)) as client:
+            return bool(client.ping())
+    except Exception:
+        return False
+
+
+@contextlib.contextmanager
+def second_engine(image: str = SANDBOX_IMAGE) -> Iterator[SecondEngine]:
+    """A second `dockerd` on this machine with `image` loaded into it."""
+    binary = shutil.which("dockerd")
+    if binary is None or os.geteuid() != 0:
+        require("dockerd, run as root, for a second Docker engine")
+    assert binary is not None
+    root = Path(tempfile.mkdtemp(prefix="cd2-", dir="/tmp"))  # short: containerd's socket path
+    (root / "daemon.json").write_text("{}")
+    host = f"unix://{root}/docker.sock"
+    argv = [binary, "--data-root", f"{root}/data", "--exec-root", f"{root}/exec",
+            "--pidfile", f"{root}/docker.pid", "--host", host, "--config-file",
+            f"{root}/daemon.json", "--bridge=none", "--iptables=false", "--ip-forward=false",
+            "--ip-masq=false", "--ip6tables=false"]  # fmt: skip
+    with (root / "dockerd.log").open("wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: _answers(host) or process.poll() is not None, 60, "the second dockerd")
+        assert process.poll() is None, (root / "dockerd.log").read_text()[-3000:]
+        save = subprocess.Popen(["docker", "save", image], stdout=subprocess.PIPE)
+        loaded = subprocess.run(["docker", "-H", host, "load"], stdin=save.stdout,
+                                capture_output=True, check=False)  # fmt: skip
+        assert save.wait(120) == 0 and loaded.returncode == 0, loaded.stderr.decode()
+        yield SecondEngine(process, root, host)
+    finally:
+        _stop(process, root)
+
+
+def _stop(process: subprocess.Popen[bytes], root: Path) -> None:
+    """SIGTERM by pid (dockerd stops its containers and its containerd), SIGKILL if it hangs;
+    then whatever containerd is left, by the pid it wrote, and the directory."""
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+    pidfile = root / "exec" / "containerd" / "containerd.pid"
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(str(root))), reverse=True):
+        subprocess.run(["umount", "-l", mount], check=False, capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Fleet:
+    """An app and workers sharing one Redis of their own."""
+
+    github: GitHubSim
+    openai: ScriptedOpenAI
+    env: dict[str, str]
+    workdir: Path
+    app_url: str = ""
+    services: list[Service] = field(default_factory=list)
+    workers: list[Service] = field(default_factory=list)
+
+    def start_worker(self, name: str, **overrides: str) -> Service:
+        """A worker with `overrides` in its environment, once its startup is done."""
+        client = redis.Redis.from_url(self.env["REDIS_URL"])
+        try:
+            client.delete(HEALTH_CHECK)
+            worker = start_worker(self.env | overrides, self.workdir / f"{name}.log")
+            self.services.append(worker)
+            self.workers.append(worker)
+            wait_for(lambda: client.exists(HEALTH_CHECK) or worker.process.poll() is not None,
+                     60, f"{name}'s startup")  # fmt: skip
+            assert worker.process.poll() is None, worker.tail()
+        finally:
+            client.close()
+        return worker
+
+    def label(self, repo: str, number: int, delivery: str, sender: str = "alice") -> None:
+        payload = self.github.webhook_payload(
+            "issues", "labeled", repo, sender=sender, number=number, label="codex"
+        )
+        url = f"{self.app_url}/webhook"
+        response = self.github.deliver(url, WEBHOOK_SECRET, "issues", payload, delivery_id=delivery)
+        assert response.status_code == 202, response.text
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {s.log.name} ---\n{s.tail(40)}" for s in self.services)
+
+
+@contextlib.contextmanager
+def fleet(
+    github: GitHubSim, openai_fake: ScriptedOpenAI, workdir: Path, **overrides: str
+) -> Iterator[Fleet]:
+    """The app on a Redis of its own; start workers with `Fleet.start_worker`. Every process
+    is stopped by its pid at the end."""
+    redis_server, url = start_redis(workdir)
+    env = service_env(url, github, openai_fake, None, **overrides)
+    group = Fleet(github, openai_fake, env, workdir)
+    try:
+        app, group.app_url = start_app(env, workdir / "app.log")
+        group.services.append(app)
+        yield group
+    finally:
+        for service in reversed(group.services):
+            service.stop()
+        redis_server.terminate()
+        redis_server.wait(10)
