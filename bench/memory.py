@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 import docker
+import redis
 
 from bench.report import Row, ratio
 
@@ -104,6 +105,32 @@ class Peak:
 
     def get(self, key: str) -> float:
         return self.highest.get(key, 0.0)
+
+
+def redis_mb(client: redis.Redis) -> float:
+    """What Redis says it holds (`used_memory`), in MB."""
+    info: dict[str, int] = client.info("memory")  # type: ignore[assignment]
+    return info["used_memory"] / MB
+
+
+def redis_rows(before: float, peak: float, after: float, tasks: int) -> list[Row]:
+    """Redis's memory around a batch of `tasks`: the peak while they ran, and what they left
+    once ended (status, comment, work log, dedupe keys: kept for days, see app/keys.py)."""
+    return [
+        Row("Redis memory, before the batch (baseline)", f"{before:.2f} MB", "1.00x"),
+        Row(
+            f"Redis memory, {tasks} tasks queued and running (peak)",
+            f"{peak:.2f} MB",
+            ratio(peak, before),
+            f"+{(peak - before) * 1024 / tasks:.1f} KB per task",
+        ),
+        Row(
+            f"Redis memory, after the {tasks} tasks ended",
+            f"{after:.2f} MB",
+            ratio(after, before),
+            f"+{(after - before) * 1024 / tasks:.1f} KB kept per finished task",
+        ),
+    ]
 
 
 def bare_container_mb(image: str) -> float:

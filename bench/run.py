@@ -7,6 +7,8 @@
 2. Repository size (`repos`): task start with 10 MB, 100 MB and 1 GB of history.
 3. Environment cache (`cache`): task start with a ~20 s setup, cold versus warm.
 4. Throughput (`throughput`): tasks per minute with 1, 2 and 4 at once, against 1.
+   Many workers (`workers`): two workers sharing one Redis against one (target 1.9x), and
+   Redis's memory per queued and per finished task.
 5. Memory (measured by `throughput` and `ack`): the worker's RSS idle and per running task, a
    sandbox's memory against a bare container, the app's RSS under the ack load against bare
    Starlette's.
@@ -43,9 +45,9 @@ from bench.proxy import bench_proxy
 from bench.report import Row, progress, show, table
 from bench.repos import bench_repos
 from bench.system import running_system
-from bench.throughput import bench_throughput
+from bench.throughput import bench_throughput, bench_workers
 
-ALL = ("overhead", "repos", "cache", "throughput", "ack", "proxy", "pip")
+ALL = ("overhead", "repos", "cache", "throughput", "workers", "ack", "proxy", "pip")
 
 
 def _ints(text: str) -> list[int]:
@@ -72,6 +74,8 @@ class Knobs:
     """Throughput tasks per slot (`BENCH_TASKS_PER_SLOT`)."""
     think: int
     """Seconds each throughput task's command sleeps: the fixed think time (`BENCH_THINK`)."""
+    worker_slots: int
+    """`MAX_CONCURRENT_TASKS` of each worker in the two-workers run (`BENCH_WORKER_SLOTS`)."""
     proxy_requests: int
     """Requests per egress proxy run (`BENCH_PROXY_REQUESTS`)."""
     only: list[str]
@@ -93,6 +97,7 @@ class Knobs:
             slots=_ints(get("BENCH_SLOTS", "1,2,4")),
             per_slot=int(get("BENCH_TASKS_PER_SLOT", "2")),
             think=int(get("BENCH_THINK", "5")),
+            worker_slots=int(get("BENCH_WORKER_SLOTS", "2")),
             proxy_requests=int(get("BENCH_PROXY_REQUESTS", "500")),
             only=only,
         )
@@ -127,6 +132,8 @@ def measure(logs: Path, knobs: Knobs) -> list[Row]:
                 busiest.idle_rss, busy("worker"), running, busy("sandbox"), bare
             )
             rows += show(worker)
+        if "workers" in knobs.only:
+            rows += show(bench_workers(system, knobs.worker_slots, knobs.per_slot, knobs.think))
         if "ack" in knobs.only:
             progress(f"webhook ack: {knobs.seconds:g} s per run, the bare app first")
             rows += show(bench_ack(system, knobs.rate, knobs.seconds, knobs.trigger_rate))

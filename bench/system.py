@@ -49,26 +49,44 @@ class BenchSystem:
     worker: Service | None = None
     worker_log: Path | None = None
     stopped: list[Service] = field(default_factory=list)
+    more: list[Service] = field(default_factory=list)
+    """Workers started beside `worker` (`add_worker`), stopped with it."""
 
     def start_worker(self, **overrides: str) -> Service:
-        """A fresh worker (the previous one stopped) with `overrides` in its environment, once
+        """A fresh worker (the previous ones stopped) with `overrides` in its environment, once
         its startup is done: arq records its first health check only after `on_startup`."""
         self.stop_worker()
-        log = self.logs / f"worker-{len(self.stopped) + 1}.log"
+        self.worker = self._started(overrides)
+        self.worker_log = self.worker.log
+        return self.worker
+
+    def add_worker(self, **overrides: str) -> Service:
+        """Another worker beside the running one, sharing its Redis (give it its own
+        `EGRESS_PORT`)."""
+        self.more.append(self._started(overrides))
+        return self.more[-1]
+
+    def _started(self, overrides: dict[str, str]) -> Service:
+        number = len(self.stopped) + len(self.more) + (self.worker is not None) + 1
+        log = self.logs / f"worker-{number}.log"
         client = redis.Redis.from_url(self.env["REDIS_URL"])
         try:
             client.delete(HEALTH_CHECK)
-            self.worker, self.worker_log = start_worker(self.env | overrides, log), log
+            worker = start_worker(self.env | overrides, log)
             wait_for(lambda: client.exists(HEALTH_CHECK), 30, "the worker's startup")
         finally:
             client.close()
-        return self.worker
+        return worker
 
     def stop_worker(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.stopped.append(self.worker)
-            self.worker = None
+        """Stop every running worker."""
+        for worker in [*self.more, *([self.worker] if self.worker else [])]:
+            worker.stop()
+            self.stopped.append(worker)
+        self.more, self.worker = [], None
+
+    def worker_logs(self) -> list[Path]:
+        return [w.log for w in [*([self.worker] if self.worker else []), *self.more]]
 
     def create_repo(self, name: str, files: dict[str, str]) -> str:
         repo = f"{OWNER}/{name}"
@@ -107,10 +125,10 @@ class BenchSystem:
     def finished(self, delivery: str, timeout: float = 60) -> TaskLog:
         """The worker's log of the task of `delivery`, once it has ended."""
         assert self.worker_log is not None, "no worker is running"
-        return finished_task(self.worker_log, delivery, timeout)
+        return finished_task(self.worker_logs(), delivery, timeout)
 
     def services(self) -> list[Service]:
-        return [self.app, *self.stopped, *([self.worker] if self.worker else [])]
+        return [self.app, *self.stopped, *([self.worker] if self.worker else []), *self.more]
 
 
 @contextmanager

@@ -25,7 +25,7 @@ LINE = re.compile(
     r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ worker\.\S+ "
     r"task (?P<job>\S+): (?P<what>.*)$"
 )
-STARTED = re.compile(r"^started \(delivery (?P<delivery>[^)]+)\)$")
+STARTED = re.compile(r"^started \(delivery (?P<delivery>[^,)]+)(, try \d+)?\)$")
 ATTEMPT = re.compile(r"/\d+$")
 """A job id's attempt suffix, as the sandbox's log lines carry it (`task:…/1`)."""
 RESULT = re.compile(r"^(published to |picked attempt |no changes|failed: |cancelled|refused: )")
@@ -96,12 +96,16 @@ def tasks_in_log(text: str) -> dict[str, TaskLog]:
     return {d: TaskLog(d, tuple(e)) for d, e in events.items()}
 
 
-def finished_task(log: Path, delivery: str, timeout: float) -> TaskLog:
-    """The task of `delivery` once the worker has logged its result."""
+def finished_task(logs: list[Path], delivery: str, timeout: float) -> TaskLog:
+    """The task of `delivery` once the worker that ran it (its log one of `logs`) has logged
+    its result."""
 
     def done() -> TaskLog | None:
-        task = tasks_in_log(log.read_text(errors="replace")).get(delivery)
-        return task if task is not None and task.result is not None else None
+        for log in logs:
+            task = tasks_in_log(log.read_text(errors="replace")).get(delivery)
+            if task is not None and task.result is not None:
+                return task
+        return None
 
     return wait_for(done, timeout, f"the task of delivery {delivery} to finish")
 
