@@ -10,14 +10,13 @@ from pathlib import Path
 import pytest
 from arq.connections import ArqRedis
 
-from app import queue
 from app.keys import alive_key
 from app.tasks import Task
 from tests.conftest import wait_for
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI, finish, shell
 from tests.fleet import fleet
-from tests.test_queue import settings
+from tests.test_heartbeat import run
 from worker import caps
 from worker.caps import Caps, Wait
 
@@ -46,19 +45,6 @@ def test_the_status_says_what_the_task_waits_for() -> None:
         "⏳ Queued: 2 tasks of `octo/web` are running (the limit is 2); "
         "this one starts when one ends."
     )
-
-
-def run(redis_url: str, scenario: object) -> object:
-    async def wrapped() -> object:
-        redis = await queue.connect(settings(redis_url.replace("/0", "/7")))
-        try:
-            await redis.flushdb()
-            return await scenario(redis)  # type: ignore[operator]
-        finally:
-            await redis.flushdb()
-            await redis.aclose()
-
-    return asyncio.run(wrapped())
 
 
 def test_twelve_tasks_racing_for_two_slots_get_exactly_two(redis_url: str) -> None:
