@@ -129,6 +129,9 @@ class Settings(SetupSettings):
     max_tasks_per_repo: int = Field(default=0, ge=0)
     """Tasks of one repository running at a time across all workers (`MAX_TASKS_PER_REPO`);
     0: no limit."""
+    cap_recheck: float = Field(default=3.0, gt=0)
+    """Seconds a task held back by one of those caps waits in the queue before it asks again
+    (`CAP_RECHECK`)."""
     sandbox_memory: str = "2g"
     sandbox_cpus: float = Field(default=2.0, gt=0)
     sandbox_pids: int = Field(default=512, ge=16)

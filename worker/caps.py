@@ -9,8 +9,8 @@ worker died frees itself within `ALIVE_TTL`, and the heartbeat removes it when t
 Reading the sets and taking the slots is one optimistic transaction (`WATCH`), so two workers
 deciding at once never both take the last slot.
 
-A task over a cap goes back to arq's queue for `RECHECK` seconds without using up one of its
-tries, and its status comment says what it waits for.
+A task over a cap goes back to arq's queue for `CAP_RECHECK` seconds without using up one of
+its tries, and its status comment says what it waits for.
 """
 
 from __future__ import annotations
@@ -32,8 +32,6 @@ from app.tasks import Task, TaskStatus
 
 log = logging.getLogger(__name__)
 
-RECHECK = 3
-"""Seconds a task over a cap waits in the queue before it asks again."""
 CONTENDED = 20
 """Transactions tried before a busy Redis counts as a failure (each try is a few commands)."""
 
@@ -127,7 +125,7 @@ async def release(redis: ArqRedis, task: Task) -> None:
 
 async def admit(ctx: dict[str, Any], task: Task) -> None:
     """The hook at the start of `run_task`: returns when `task` may run (its slots taken), or
-    sends it back to the queue for `RECHECK` seconds (arq's `Retry`) with its status comment
+    sends it back to the queue for `CAP_RECHECK` seconds (arq's `Retry`) with its status comment
     saying what it waits for. Waiting uses up no try: arq counted this start as one, so the
     count goes back by one."""
     settings: Settings = ctx["deps"].settings
@@ -141,7 +139,7 @@ async def admit(ctx: dict[str, Any], task: Task) -> None:
              wait.limit, wait.scope)  # fmt: skip
     await _show(ctx, task, waiting_text(wait, task.repo))
     await redis.decr(retry_key_prefix + task.job_id)
-    raise Retry(defer=RECHECK)
+    raise Retry(defer=settings.cap_recheck)
 
 
 async def _show(ctx: dict[str, Any], task: Task, text: str) -> None:
