@@ -2,13 +2,14 @@
 own, and a second Docker engine on this machine for workers that must not share one.
 
 The second engine is a real `dockerd` with its own data root, exec root, socket and config
-file (none of `/etc/docker/daemon.json`), started with `--bridge=none --iptables=false
---ip-forward=false --ip-masq=false --ip6tables=false`: it creates no bridge and writes no
-firewall rule, so it cannot fight the main engine over `docker0`, the `codex-*` bridges or the
-iptables chains `deploy/docker/sandbox-network.sh` keeps. Its sandboxes therefore have no
-network at all (the default `network.agent: off`; setup runs without one, as it says), which is
-what a second host would have before its operator ran `sandbox-network.sh` there. It is
-stopped by its pid, its containerd with it, and its directory removed.
+file (none of `/etc/docker/daemon.json`), started with a bridge of its own, `--iptables=false
+--ip-forward=false --ip-masq=false --ip6tables=false` (a `--bridge=none` dockerd deletes the
+host's `docker0`): it writes no firewall rule, so it cannot fight the main engine over
+`docker0`, the `codex-*` bridges or the iptables chains `deploy/docker/sandbox-network.sh`
+keeps. Its sandboxes therefore have no network at all (the default `network.agent: off`; setup
+runs without one, as it says), which is what a second host would have before its operator ran
+`sandbox-network.sh` there. It is stopped by its pid, its containerd with it, its bridge and
+its directory removed.
 """
 
 from __future__ import annotations
@@ -74,10 +75,14 @@ def second_engine(image: str = SANDBOX_IMAGE) -> Iterator[SecondEngine]:
     root = Path(tempfile.mkdtemp(prefix="cd2-", dir="/tmp"))  # short: containerd's socket path
     (root / "daemon.json").write_text("{}")
     host = f"unix://{root}/docker.sock"
+    # A bridge of its own, made here: with `--bridge=none` dockerd deletes the host's
+    # `docker0`, the main engine's default bridge, out from under it.
+    bridge = f"cd2br{os.getpid() % 10000}"
+    _make_bridge(bridge)
     argv = [binary, "--data-root", f"{root}/data", "--exec-root", f"{root}/exec",
             "--pidfile", f"{root}/docker.pid", "--host", host, "--config-file",
-            f"{root}/daemon.json", "--bridge=none", "--iptables=false", "--ip-forward=false",
-            "--ip-masq=false", "--ip6tables=false"]  # fmt: skip
+            f"{root}/daemon.json", f"--bridge={bridge}", "--iptables=false",
+            "--ip-forward=false", "--ip-masq=false", "--ip6tables=false"]  # fmt: skip
     with (root / "dockerd.log").open("wb") as log:
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -90,6 +95,16 @@ def second_engine(image: str = SANDBOX_IMAGE) -> Iterator[SecondEngine]:
         yield SecondEngine(process, root, host)
     finally:
         _stop(process, root)
+        subprocess.run(["ip", "link", "delete", bridge], check=False, capture_output=True)
+
+
+def _make_bridge(name: str) -> None:
+    """A bridge with a subnet no other network here uses (TEST-NET-2 is never routed)."""
+    subprocess.run(["ip", "link", "delete", name], check=False, capture_output=True)
+    for command in (["ip", "link", "add", name, "type", "bridge"],
+                    ["ip", "addr", "add", "198.51.100.1/24", "dev", name],
+                    ["ip", "link", "set", name, "up"]):  # fmt: skip
+        subprocess.run(command, check=True, capture_output=True)
 
 
 def _stop(process: subprocess.Popen[bytes], root: Path) -> None:

@@ -1,8 +1,9 @@
 """Many workers, many engines: two workers on two Docker engines share one Redis.
 
 Each worker has its own engine (`DOCKER_HOST`), as each worker host would: the main engine,
-and a second `dockerd` started here (`tests/fleet.py`: its own data root, socket and no bridge
-or firewall rules of its own, so its sandboxes run with network off, the default). Six tasks
+and a second `dockerd` started here (`tests/fleet.py`: its own data root, socket and bridge, no
+firewall rules, so its sandboxes run with network off, the default; `docker0` stays the main
+engine's). Six tasks
 are labelled at once; each is done exactly once, by one worker, with one PR, and every
 container of a task was created on the engine of the worker that ran it, as each engine's own
 event log shows.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -112,4 +114,7 @@ def test_two_workers_on_two_engines_do_six_tasks_once_each_on_their_own_engine(
     main_tasks = {labels[TASK_LABEL] for labels in on_main}
     assert not main_tasks & {labels[TASK_LABEL] for labels in on_second}
     assert engine.process.poll() is not None, "the second dockerd was stopped"
+    assert subprocess.run(["ip", "link", "show", "docker0"], capture_output=True).returncode == 0, (
+        "the main engine's default bridge is still there"
+    )
     assert not engine.root.exists(), "its data root was removed"
