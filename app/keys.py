@@ -15,7 +15,7 @@ Redis holds, why, and when it goes away.
 | `codex:run:<repo>#<n>` | what the last run on a PR left (continue) | `RUN_TTL` |
 | `codex:lastrun:<thread>` | when the last run there started | `STATUS_TTL` |
 | `codex:alive:<job>` | the task's worker is alive | `ALIVE_TTL` |
-| `codex:worker:<id>` | a worker is alive (its containers stay) | `WORKER_TTL` |
+| `codex:worker:<id>` | a worker is alive, and takes tasks or not (why) | `WORKER_TTL` |
 | `codex:given-up:<job>` | one janitor writes a task's last word | `GIVEN_UP_TTL` |
 | `codex:started:<job>` | when the task's first try started (its deadline) | `while_running` |
 | `codex:running:installation:<id>` | an installation's tasks holding a slot | members: `alive` |

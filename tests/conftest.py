@@ -262,7 +262,7 @@ def start_app(env: dict[str, str], log: Path) -> tuple[Service, str]:
 
 
 def start_worker(env: dict[str, str], log: Path) -> Service:
-    argv = [sys.executable, "-m", "arq", "worker.main.WorkerSettings"]
+    argv = [sys.executable, "-m", "worker"]
     service = start_service(argv, env, log)
     wait_for(
         lambda: "Starting worker" in log.read_text() or service.process.poll() is not None,

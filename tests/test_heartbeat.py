@@ -2,7 +2,8 @@
 
 What a person would notice: a task whose worker is gone runs again (its in-progress key goes, so
 arq starts it), a live or just-started one is left alone, a task out of tries gets one final
-word, an issue stays locked exactly while its task is alive, and a new try's status may move back.
+word, an issue stays locked exactly while its task is alive, a new try's status may move back,
+and a task whose job vanished is ended once, freeing its issue.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import asyncio
 
 from arq.connections import ArqRedis
-from arq.constants import in_progress_key_prefix, retry_key_prefix
+from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 
 from app import queue, status
 from app.keys import ALIVE_TTL, alive_key
 from app.tasks import Task, TaskStatus
 from tests.test_queue import settings
 from worker.heartbeat import Heartbeat
+from worker.report import outcome
 
 IN_PROGRESS_MS = 3_670_000
 
@@ -119,3 +121,44 @@ def test_a_new_try_moves_the_status_back_and_an_old_try_is_ignored(redis_url: st
         "resuming, try 2",
         "cancelled by the app",
     ]
+
+
+def lost_beats(redis: ArqRedis, ended: list[str]) -> Heartbeat:
+    async def finalize(one: Task, tries: int) -> None:
+        raise AssertionError("no task is out of tries here")
+
+    async def lost(one: Task) -> None:
+        ended.append(one.job_id)
+        await queue.release(redis, one)
+
+    return Heartbeat(redis, "w-test", in_progress_ms=IN_PROGRESS_MS, max_tries=3,
+                     finalize=finalize, lost=lost)  # fmt: skip
+
+
+def test_a_task_whose_job_is_gone_is_ended_once_and_its_issue_freed(redis_url: str) -> None:
+    async def scenario(redis: ArqRedis) -> None:
+        gone, queued, running, ended_ok = task(7), task(8), task(9), task(10)
+        for one in (gone, queued, running, ended_ok):
+            await queue.submit(redis, one, active_ttl=600)
+            await status.record(redis, one.job_id, TaskStatus.WORKING, "🛠️ Working", 1)
+        await redis.delete(job_key_prefix + gone.job_id)  # the job vanished
+        await started(redis, running, 5)
+        await redis.delete(job_key_prefix + running.job_id)  # still running: left alone
+        await status.record(redis, ended_ok.job_id, TaskStatus.DONE, "✅ done", 1)
+        await redis.delete(job_key_prefix + ended_ok.job_id)  # only its lock is left
+        ended: list[str] = []
+        first, second = lost_beats(redis, ended), lost_beats(redis, ended)
+        assert await first.sweep_lost() == 0, "seen once: not yet"
+        assert await second.sweep_lost() == 0
+        found = [await first.sweep_lost(), await second.sweep_lost()]
+        print(f"tasks ended by two janitors: {found}; final words: {len(ended)}")
+        assert found == [1, 0] and ended == [gone.job_id]
+        assert "`/codex fix`" in outcome.lost()
+        assert await queue.active(redis, gone.thread) is None
+        assert await queue.active(redis, ended_ok.thread) is None, "a stale lock is freed"
+        assert await queue.active(redis, queued.thread) == queued
+        assert await queue.active(redis, running.thread) == running
+        again = Task(**(gone.dump() | {"trigger": "label:hb-7-again"}))
+        assert (await queue.submit(redis, again, active_ttl=600)).outcome == "queued"
+
+    run(redis_url, scenario)

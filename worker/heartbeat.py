@@ -15,12 +15,19 @@ janitor writes its final status and frees its issue instead. Recovery takes at m
 
 The alive key is also what keeps a task's slot under the fleet-wide caps (`worker/caps.py`):
 a slot counts while its task's alive key lives, and `running_task` gives it back at the end.
+
+The janitor also finds tasks that are lost: an issue lock whose job is gone from arq (no job,
+no in-progress key, no alive key), as when the job failed outside the task's own handling, it
+expired, or someone deleted it. Nothing would ever end such a task, and its issue would answer
+"already running" until the lock lapsed; seen on two rounds in a row, the task gets a final
+status that says so (`report/outcome.lost`) and its issue is freed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -31,9 +38,9 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_prefix
 from arq.jobs import deserialize_job
 
-from app import keys, queue
+from app import keys, queue, status
 from app.keys import ALIVE_TTL, LOCK_AHEAD, WORKER_TTL, alive_key, worker_key
-from app.tasks import JOB_FUNCTIONS, Task, deserialize
+from app.tasks import JOB_FUNCTIONS, Task, TaskStatus, deserialize
 from worker import caps
 
 log = logging.getLogger(__name__)
@@ -53,6 +60,12 @@ if cjson.decode(current)['job_id'] ~= ARGV[1] then return 0 end
 if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return 1
 """
+_LOST = """
+local holder = redis.call('GET', KEYS[1])
+if not holder or cjson.decode(holder)['job_id'] ~= ARGV[1] then return false end
+if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) > 0 then return false end
+return holder
+"""
 _ORPHANED = """
 if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local left = redis.call('PTTL', KEYS[1])
@@ -63,6 +76,15 @@ return 1
 
 Finalize = Callable[[Task, int], Awaitable[None]]
 """Writes the final status of a task given up after that many tries, and frees its issue."""
+Lost = Callable[[Task], Awaitable[None]]
+"""Writes the final status of a task whose job is gone, and frees its issue."""
+
+
+def presence(paused: str | None) -> str:
+    """The value of a worker's key: whether it takes new tasks, and if not, why."""
+    if paused is None:
+        return json.dumps({"accepting": True})
+    return json.dumps({"accepting": False, "why": paused})
 
 
 def new_worker_id() -> str:
@@ -80,6 +102,7 @@ class Heartbeat:
         in_progress_ms: int,
         max_tries: int,
         finalize: Finalize,
+        lost: Lost | None = None,
         extra: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.redis = redis
@@ -88,9 +111,14 @@ class Heartbeat:
         """How long arq's in-progress key lives from a job's start (its age is read from it)."""
         self.max_tries = max_tries
         self.finalize = finalize
+        self.lost = lost
+        self.suspects: set[str] = set()
+        """Lost-looking jobs seen on the last round: lost if seen again on this one."""
         self.extra = extra
         """Run after every beat (the container reaper)."""
         self.running: dict[str, Task] = {}
+        self.paused: str | None = None
+        """Why this worker takes no new tasks (its engine is gone), or None: shown in its key."""
         self._loop: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -127,13 +155,19 @@ class Heartbeat:
             try:
                 await self.beat()
                 await self.sweep()
+                await self.sweep_lost()
                 if self.extra is not None:
                     await self.extra()
             except Exception:
                 log.warning("worker %s: heartbeat round failed", self.worker_id, exc_info=True)
 
+    async def pause(self, reason: str | None) -> None:
+        """Announce at once that this worker takes no new tasks, and why (None: it does)."""
+        self.paused = reason
+        await self.redis.set(worker_key(self.worker_id), presence(reason), ex=WORKER_TTL)
+
     async def beat(self) -> None:
-        await self.redis.set(worker_key(self.worker_id), "1", ex=WORKER_TTL)
+        await self.redis.set(worker_key(self.worker_id), presence(self.paused), ex=WORKER_TTL)
         for task in list(self.running.values()):
             await self._beat_task(task)
 
@@ -177,6 +211,46 @@ class Heartbeat:
             log.warning("task %s: its worker is gone (try %d); starting it again", job_id, tries)
         # Without it arq starts the job again, or (past `max_tries`) drops it from the queue.
         await self.redis.delete(in_progress_key_prefix + job_id)
+
+    async def sweep_lost(self) -> int:
+        """End the tasks whose job is gone (seen on two rounds); returns how many were ended."""
+        if self.lost is None:
+            return 0
+        seen, ended = set(), 0
+        async for raw in self.redis.scan_iter(match=keys.active_key("*"), count=200):
+            holder = await self.redis.get(raw)
+            if holder is None:
+                continue
+            job_id = str(json.loads(holder)["job_id"])
+            checked = (raw, job_key_prefix + job_id, in_progress_key_prefix + job_id,
+                       alive_key(job_id))  # fmt: skip
+            lost = await self.redis.eval(_LOST, len(checked), *checked, job_id)  # type: ignore[misc]
+            if not lost:
+                continue
+            seen.add(job_id)
+            if job_id in self.suspects and await self._end_lost(job_id, lost):
+                ended += 1
+        self.suspects = seen
+        return ended
+
+    async def _end_lost(self, job_id: str, holder: bytes) -> bool:
+        assert self.lost is not None
+        task = Task.model_validate(json.loads(holder)["task"])
+        state = await status.current(self.redis, job_id)
+        if state is not None and TaskStatus(state["status"]).final:
+            await queue.release(self.redis, task)  # it ended; only its lock was left behind
+            return False
+        claim = keys.given_up_key(job_id)  # one janitor writes it, as for a task out of tries
+        if not await self.redis.set(claim, "1", nx=True, ex=keys.GIVEN_UP_TTL):
+            return False
+        log.warning("task %s: its job is gone but its status says %s; ending it", job_id,
+                    state["status"] if state else "nothing")  # fmt: skip
+        try:
+            await self.lost(task)
+        except BaseException:
+            await self.redis.delete(claim)  # the next round tries again
+            raise
+        return True
 
     async def _task_of(self, job_id: str) -> Task | None:
         raw = await self.redis.get(job_key_prefix + job_id)

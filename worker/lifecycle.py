@@ -180,13 +180,13 @@ class TaskRun:
         await self.status.show(phase, text)
 
 
-async def give_up(deps: Deps, redis: ArqRedis, task: Task, tries: int) -> None:
-    """The janitor's final word on a task whose worker died on its last try."""
+async def give_up(deps: Deps, redis: ArqRedis, task: Task, text: str, tries: int = 0) -> None:
+    """The janitor's final word on a task that will not run again (its worker died on its
+    last try, or its job is gone): `text` as a failure, from try `tries` (0: the last one)."""
     token = await gh.mint_token(deps.app_github, task.installation_id, task.repo)
     github = gh.token_client(deps.app_github, token)
     try:
         await queue.release(redis, task)
-        text = outcome.interrupted(tries)
         await status.show(redis, github, task, TaskStatus.FAILED, text, tries)
     finally:
         try:

@@ -1,8 +1,9 @@
-"""The arq worker: `arq worker.main.WorkerSettings`.
+"""The arq worker's settings and lifetime; `python -m worker` runs it (`worker/__main__.py`).
 
-Startup owns the clients (GitHub App, Docker, OpenAI) and the heartbeat, and shutdown closes
-them. Jobs are JSON, never pickle. The job timeout is honest (the task's own deadline plus time
-to report), but no longer decides when a killed worker's job runs again: the heartbeat's janitor
+Startup owns the clients (GitHub App, Docker, OpenAI), the heartbeat and the engine watch
+(`worker/enginewatch.py`: no new tasks while the engine is gone), and shutdown closes them.
+Jobs are JSON, never pickle. The job timeout is honest (the task's own deadline plus time to
+report), but no longer decides when a killed worker's job runs again: the heartbeat's janitor
 does, within about 40 s (`worker/heartbeat.py`), and the reaper removes its containers.
 """
 
@@ -21,17 +22,21 @@ from worker import reaper
 from worker.deps import Deps
 from worker.egress.selftest import NetworkCheck
 from worker.egress.service import Egress
+from worker.enginewatch import PING_TIMEOUT, EngineWatch
 from worker.heartbeat import Heartbeat, new_worker_id
 from worker.jobs import run_task
 from worker.lifecycle import give_up
 from worker.model.backends import build_model, openai_client
 from worker.pick import run_pick
+from worker.report import outcome
 from worker.sandbox.cache import EnvironmentCache
 
 settings = get_settings()
 JOB_TIMEOUT = settings.task_timeout + 60  # the task's own deadline fires first and reports
 MAX_TRIES = 3
 """Tries of a task interrupted by a worker stopping or dying; a failure is final at once."""
+ARQ_WORKER = "arq_worker"
+"""The `ctx` key of arq's `Worker` itself, put there by `python -m worker`."""
 
 
 async def startup(ctx: dict[str, Any]) -> None:
@@ -53,6 +58,17 @@ async def startup(ctx: dict[str, Any]) -> None:
     )
     cache.collect_in_background()
     await _reap(ctx)
+    _watch_engine(ctx)
+
+
+def _watch_engine(ctx: dict[str, Any]) -> None:
+    if ARQ_WORKER not in ctx:
+        raise RuntimeError("start the worker with `python -m worker` (its engine watch needs it)")
+    pinger = docker.from_env(timeout=PING_TIMEOUT)  # its own connections: never queued
+    ctx["engine_pinger"] = pinger
+    watch = EngineWatch(pinger.ping, ctx[ARQ_WORKER], ctx["heartbeat"].pause)
+    watch.start()
+    ctx["engine_watch"] = watch
 
 
 async def _start_heartbeat(ctx: dict[str, Any]) -> None:
@@ -63,10 +79,14 @@ async def _start_heartbeat(ctx: dict[str, Any]) -> None:
     reaper.claim(worker_id, ctx["fleet"])
 
     async def finalize(task: Task, tries: int) -> None:
-        await give_up(ctx["deps"], ctx["redis"], task, tries)
+        await give_up(ctx["deps"], ctx["redis"], task, outcome.interrupted(tries), tries)
+
+    async def lost(task: Task) -> None:
+        await give_up(ctx["deps"], ctx["redis"], task, outcome.lost())
 
     beats = Heartbeat(ctx["redis"], worker_id, in_progress_ms=(JOB_TIMEOUT + 10) * 1000,
-                      max_tries=MAX_TRIES, finalize=finalize, extra=lambda: _reap(ctx))  # fmt: skip
+                      max_tries=MAX_TRIES, finalize=finalize, lost=lost,
+                      extra=lambda: _reap(ctx))  # fmt: skip
     await beats.start()
     ctx["heartbeat"] = beats
 
@@ -79,6 +99,9 @@ async def _reap(ctx: dict[str, Any]) -> None:
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     """Close what startup opened (startup may have stopped half-way: a signal, an error)."""
+    if "engine_watch" in ctx:
+        await ctx["engine_watch"].close()
+        ctx["engine_pinger"].close()
     if "openai" in ctx:
         await ctx["openai"].close()
     if "heartbeat" in ctx:

@@ -23,7 +23,7 @@ case "${1:-app}" in
       sleep 5
     done
     load
-    exec arq worker.main.WorkerSettings
+    exec python -m worker
     ;;
   *) exec "$@" ;;
 esac

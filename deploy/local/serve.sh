@@ -63,7 +63,7 @@ if [[ -z ${APP_ID:-} || -z ${WEBHOOK_SECRET:-} || -z ${PRIVATE_KEY:-}${PRIVATE_K
   set -a; source "${ENV_FILE:-.env}"; set +a
 fi
 .venv/bin/python -c 'from app.settings import get_settings; get_settings()'  # fail fast, one line
-supervise worker .venv/bin/arq worker.main.WorkerSettings &
+supervise worker .venv/bin/python -m worker &
 pids+=($!)
 if [[ -z ${app_pid:-} ]]; then
   .venv/bin/uvicorn app.main:app --host "${HOST:-0.0.0.0}" --port "${PORT:-3000}" &

@@ -3,7 +3,7 @@
 `publication` turns the plan, the attempts and their ranking into every text a publish needs:
 each attempt's commit message, branch, PR title, body and labels (`runrecord.Version`), and
 which one the PR carries. The status texts (`published`, `nothing_published`, `failed`,
-`requeued`, `interrupted`) are the task's last words in its status comment.
+`requeued`, `interrupted`, `lost`) are the task's last words in its status comment.
 """
 
 from __future__ import annotations
@@ -201,4 +201,12 @@ def interrupted(tries: int) -> str:
         f"❌ The task was interrupted {tries} times (its worker stopped or died each time), "
         "so it was given up. Comment `/codex fix` to try again; if the workers keep "
         "stopping, their logs say why."
+    )
+
+
+def lost() -> str:
+    """A task whose job is gone from the queue (expired, failed outside the task, deleted)."""
+    return (
+        "❌ This task was lost: its job is no longer queued and no worker runs it (the worker's "
+        "log says why), so it will not finish. Comment `/codex fix` to start it again."
     )
