@@ -226,7 +226,7 @@ def test_a_stop_that_outlasts_its_grace_hands_the_task_to_the_next_worker(
         assert len(github.pulls(repo)) == 1 and "Resuming" not in done["body"]
         assert tries_started(first) == [1] and tries_started(second) == [2]
         history = github.comments(repo, number)[0]["history"]
-        assert any("Resuming after a worker restart, try 2 of 3" in body for body in history)
+        assert any("Resuming: try 2 of 3" in body for body in history), history
 
 
 def test_a_task_whose_job_vanished_is_ended_and_its_issue_can_be_triggered_again(

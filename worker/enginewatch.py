@@ -8,7 +8,9 @@ takes no new task, says so in its presence key (`codex:worker:<id>`, written by 
 heartbeat), and pings again with backoff (1, 2, 4 ... `BACKOFF_CAP` s) until the engine
 answers; then it takes tasks again. Meanwhile the other workers take the queue. A task already
 running finishes or fails as it would; one whose engine went away mid-task is re-queued for any
-worker (`worker/errors.py`).
+worker (`worker/errors.py`). Every job's end also pings at once (arq's `on_job_end`, which runs
+before arq puts a job back in the queue), so a task the engine failed is held back from the
+worker that failed it, however short its retry delay.
 
 How intake is held: arq's `Worker` reads `max_jobs` on every poll (`_poll_iteration` reads the
 queue only while `job_counter < max_jobs`, and `start_jobs` checks again before each job), so

@@ -97,6 +97,19 @@ async def _reap(ctx: dict[str, Any]) -> None:
         logging.getLogger(__name__).warning("reaped %d containers of dead workers", removed)
 
 
+async def job_ended(ctx: dict[str, Any]) -> None:
+    """arq calls this before it hands a job back to the queue or drops it. A job that ended
+    because the engine went away (re-queued in a few seconds) must not be taken again here:
+    the watch pings now, not at its next round, and holds intake first if the engine is gone."""
+    watch: EngineWatch | None = ctx.get("engine_watch")
+    if watch is not None:
+        try:
+            await watch.check()
+        except Exception:
+            logging.getLogger(__name__).warning("engine watch: ping after a job failed",
+                                                exc_info=True)  # fmt: skip
+
+
 async def shutdown(ctx: dict[str, Any]) -> None:
     """Close what startup opened (startup may have stopped half-way: a signal, an error)."""
     if "engine_watch" in ctx:
@@ -118,6 +131,7 @@ class WorkerSettings:
     functions: ClassVar = [run_task, run_pick]
     on_startup = startup
     on_shutdown = shutdown
+    on_job_end = job_ended  # before a job goes back to the queue: is the engine still there?
     redis_settings = queue.redis_settings(settings)  # retries a dropped Redis with backoff
     job_serializer = serialize
     job_deserializer = deserialize
