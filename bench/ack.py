@@ -24,8 +24,8 @@ from bench.load import Delivery, Latency, measure
 from bench.memory import app_rows
 from bench.report import Row, progress, ratio, target
 from bench.system import SENDER, BenchSystem
-from tests.conftest import WEBHOOK_SECRET, Service, free_port, wait_for
 from tests.fakes.github import hookshot
+from tests.harness import WEBHOOK_SECRET, Service, free_port, wait_for
 
 BARE = """
 from starlette.applications import Starlette

@@ -1,4 +1,4 @@
-"""The system under measurement, started with the tests' own harness (`tests/conftest.py`).
+"""The system under measurement, started with the tests' own harness (`tests/harness.py`).
 
 Redis, the GitHub simulator, the scripted model, the app on uvicorn and an arq worker that
 can be restarted with other settings (`MAX_CONCURRENT_TASKS` for the throughput runs).
@@ -18,7 +18,9 @@ import redis
 from arq.constants import default_queue_name, health_check_key_suffix
 
 from bench.timeline import StampedRequests, TaskLog, failure, finished_task, stamp_when
-from tests.conftest import (
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI, Turn
+from tests.harness import (
     WEBHOOK_SECRET,
     Service,
     service_env,
@@ -27,8 +29,6 @@ from tests.conftest import (
     start_worker,
     wait_for,
 )
-from tests.fakes.github import GitHubSim
-from tests.fakes.openai import ScriptedOpenAI, Turn
 
 OWNER = "bench"
 """Every benchmark repository lives under this owner (one installation of the App)."""

@@ -18,8 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import wait_for
 from tests.fakes.openai import ScriptedOpenAI
+from tests.harness import wait_for
 
 LINE = re.compile(
     r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ worker\.\S+ "

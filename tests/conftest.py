@@ -1,4 +1,5 @@
-"""Shared fixtures: real Redis, real Docker, the network-level fakes, and the running system.
+"""Shared fixtures and hooks: real Redis, real Docker, the network-level fakes, and the running
+system. What they start and drive is in `tests/harness.py`.
 
 Outside CI a missing Redis or Docker engine skips the tests that need it; in CI (`CI=true`) it
 fails them, so a green run always means the real parts ran.
@@ -6,86 +7,24 @@ fails them, so a green run always means the real parts ran.
 
 from __future__ import annotations
 
-import contextlib
 import http.server
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TypeVar
+from collections.abc import Iterator
 
 import pytest
-import redis
 
 from tests.fakes.github import GitHubSim
 from tests.fakes.internet import Internet
 from tests.fakes.openai import ScriptedOpenAI
-
-ROOT = Path(__file__).resolve().parent.parent
-SANDBOX_IMAGE = os.environ.get("SANDBOX_IMAGE", "codex-sandbox:local")
-WEBHOOK_SECRET = "test-webhook-secret-0123456789"
-NPM_TOKEN = "npm-setup-only-secret-7f3a9c"
-"""A repository secret the server holds for the owner `octo-env`."""
-T = TypeVar("T")
-
-
-def require(what: str) -> None:
-    """Skip locally, fail in CI: the real parts must run there."""
-    message = f"{what} is not available"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{message} (CI=true: required, not skipped)")
-    pytest.skip(message)
-
-
-def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _redis_answers(port: int, password: str) -> bool:
-    client = redis.Redis(port=port, password=password, socket_timeout=0.5)
-    try:
-        return bool(client.ping())
-    except redis.ConnectionError:
-        return False
-    finally:
-        client.close()
-
-
-def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    """A real, password-protected redis-server on a free loopback port, and its URL."""
-    server = shutil.which("redis-server")
-    if server is None:
-        require("redis-server")
-    assert server is not None
-    port, password = free_port(), "test-redis-password"
-    process = subprocess.Popen(
-        [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--requirepass", password, "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    wait_for(lambda: _redis_answers(port, password), 10, "redis-server to answer")
-    return process, f"redis://:{password}@127.0.0.1:{port}/0"
+from tests.harness import (
+    SANDBOX_IMAGE,
+    System,
+    require,
+    service_env,
+    start_app,
+    start_redis,
+    start_worker,
+)
 
 
 @pytest.fixture(scope="session")
@@ -146,131 +85,16 @@ def openai_fake() -> Iterator[ScriptedOpenAI]:
         yield fake
 
 
-@dataclass
-class Service:
-    """A process of ours (app or worker) with its log file."""
-
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-@dataclass
-class System:
-    """The real app on uvicorn and a real arq worker, wired to Redis and the fakes."""
-
-    github: GitHubSim
-    openai: ScriptedOpenAI
-    app_url: str
-    env: dict[str, str]
-    app: Service
-    worker: Service
-
-    def deliver(self, event: str, payload: dict[str, object], **kwargs: str) -> int:
-        response = self.github.deliver(
-            f"{self.app_url}/webhook", WEBHOOK_SECRET, event, payload, **kwargs
-        )
-        return int(response.status_code)
-
-    def wait_idle(self, timeout: float = 60) -> None:
-        """Until no task is queued or running (arq's queue is empty)."""
-        client = redis.Redis.from_url(self.env["REDIS_URL"])
-        try:
-            wait_for(
-                lambda: client.zcard("arq:queue") == 0, timeout, f"an idle queue\n{self.logs()}"
-            )
-        finally:
-            client.close()
-
-    def logs(self) -> str:
-        return f"--- app ---\n{self.app.tail()}\n--- worker ---\n{self.worker.tail()}"
-
-
-def service_env(
-    redis_url: str,
-    github: GitHubSim,
-    openai_fake: ScriptedOpenAI,
-    internet: Internet | None = None,
-    **overrides: str,
-) -> dict[str, str]:
-    env = {
-        "PATH": os.environ["PATH"],
-        "PYTHONUNBUFFERED": "1",  # the log files are read while the services run
-        "HOME": os.environ.get("HOME", "/root"),
-        "APP_ID": str(github.app_id),
-        "PRIVATE_KEY": github.private_key_pem,
-        "WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "REDIS_URL": redis_url,
-        "GITHUB_API_URL": github.url,
-        "OPENAI_API_KEY": openai_fake.api_key,
-        "OPENAI_BASE_URL": openai_fake.url,
-        "CODEX_MODEL": "scripted-model",
-        "SANDBOX_IMAGE": SANDBOX_IMAGE,
-        "COMMAND_TIMEOUT": "60",
-        "MODEL_RETRIES": "2",
-        "RETRY_DELAY": "2",  # a task hit by a passing GitHub or engine fault runs again soon
-        "ENV_CACHE_TTL": "300",  # snapshots from earlier test runs are collected
-        "REPO_SECRETS": json.dumps({"octo-env": {"NPM_TOKEN": NPM_TOKEN}}),
-        "REPO_DEFAULTS": json.dumps({"octo-env": {"env": {"FROM_SERVER": "yes"}}}),
-        "SANDBOX_IMAGES": json.dumps({"octo-images": ["codex-sandbox:*", "127.0.0.1:*"]}),
-        # This engine (Debian's Docker 20.10) has CVE-2024-29018, which needs a loopback
-        # resolver on the host; these hosts' is not, and the self-test checks the egress DNS.
-        "ALLOW_VULNERABLE_ENGINE": "true",
-    }
-    if internet is not None:  # the egress proxy reaches the fake internet by these names
-        env["EGRESS_HOSTS"] = json.dumps(internet.hosts)
-        env["EGRESS_UPSTREAM_CA"] = str(internet.ca_file)
-        env["EGRESS_CA_DIR"] = str(internet.directory / "proxy-ca")
-        env["EGRESS_PORT"] = "3135"  # the service on this host may hold the default, 3128
-    if "DOCKER_HOST" in os.environ:
-        env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
-    return env | overrides
-
-
-def start_service(argv: list[str], env: dict[str, str], log: Path) -> Service:
-    with log.open("wb") as sink:
-        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    return Service(process, log)
-
-
-def start_app(env: dict[str, str], log: Path) -> tuple[Service, str]:
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--no-access-log"]
-    url = f"http://127.0.0.1:{port}"
-    env.setdefault("PUBLIC_URL", url)  # the worker, started with `env` next, links to this app
-    service = start_service(argv, env, log)
-
-    def healthy() -> bool:
-        assert service.process.poll() is None, f"the app exited:\n{service.tail()}"
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return True
-        except OSError:
-            return False
-
-    wait_for(healthy, 20, "the app to listen")
-    return service, url
-
-
-def start_worker(env: dict[str, str], log: Path) -> Service:
-    argv = [sys.executable, "-m", "worker"]
-    service = start_service(argv, env, log)
-    wait_for(
-        lambda: "Starting worker" in log.read_text() or service.process.poll() is not None,
-        20,
-        "the worker to start",
-    )
-    assert service.process.poll() is None, f"the worker exited:\n{service.tail()}"
-    return service
+@pytest.fixture(autouse=True)
+def scripts_of_this_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A script registered on the session's scripted model belongs to the test that registered
+    it: other tests never see it, and it is gone when the test ends."""
+    if "openai_fake" not in request.fixturenames:
+        yield
+        return
+    fake: ScriptedOpenAI = request.getfixturevalue("openai_fake")
+    with fake.owned_by(request.node.nodeid):
+        yield
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -299,25 +123,3 @@ def system(
     finally:
         worker.stop()
         app.stop()
-
-
-@contextlib.contextmanager
-def another_system(
-    github: GitHubSim, openai_fake: ScriptedOpenAI, workdir: Path, **overrides: str
-) -> Iterator[System]:
-    """An app and a worker beside the session's `system`, for settings it does not have (e.g.
-    `MODEL_API=chat`). They get a redis-server of their own, so neither worker takes the other's
-    tasks, and egress proxy port 3133, which no other test run on this host uses."""
-    redis_server, url = start_redis(workdir)
-    env = service_env(url, github, openai_fake, None, EGRESS_PORT="3133", **overrides)
-    started: list[Service] = []
-    try:
-        app, app_url = start_app(env, workdir / "app.log")
-        started.append(app)
-        started.append(start_worker(env, workdir / "worker.log"))
-        yield System(github, openai_fake, app_url, env, app, started[1])
-    finally:
-        for service in reversed(started):
-            service.stop()
-        redis_server.terminate()
-        redis_server.wait(10)

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from tests.conftest import free_port
+from tests.harness import free_port
 
 
 class Relay:

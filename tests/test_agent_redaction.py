@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.fakes.openai import Call, ScriptedOpenAI, finish, shell
-from tests.test_model import settings
+from tests.harness import model_settings
+from tests.local_sandbox import LocalSandbox
 from worker.agent.loop import Agent
 from worker.model.backends import build_model, openai_client
-from worker.protocols import CommandResult
 from worker.redact import Redactor, encoded_forms
 from worker.repoconfig import LimitsConfig, limits_for
 from worker.report.worklog import WorkLog
@@ -38,53 +35,6 @@ STALE = f"""\
 """A patch that does not apply and quotes the value: the error repeats it to the model."""
 
 
-class LocalSandbox:
-    """The `Sandbox` seam over a local directory: enough to run the agent loop for real."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    async def run(
-        self,
-        command: str,
-        *,
-        timeout: int,
-        workdir: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> CommandResult:
-        started = time.monotonic()
-        process = await asyncio.create_subprocess_shell(
-            command,
-            cwd=self.root / (workdir or "."),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
-        code = await process.wait()
-        return CommandResult(code, output.decode(errors="replace"), time.monotonic() - started)
-
-    async def read(self, command: str, *, limit: int, timeout: int = 120) -> bytes | None:
-        process = await asyncio.create_subprocess_shell(
-            command, cwd=self.root, stdout=asyncio.subprocess.PIPE
-        )
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
-        return output if process.returncode == 0 and len(output) <= limit else None
-
-    async def put_tree(self, root: Path) -> None:
-        shutil.copytree(root, self.root, dirs_exist_ok=True)
-
-    async def read_file(self, path: str) -> bytes | None:
-        file = self.root / path
-        return file.read_bytes() if file.is_file() else None
-
-    async def write_files(self, files: Mapping[str, bytes | None]) -> None:
-        for path, data in files.items():
-            if data is None:
-                (self.root / path).unlink(missing_ok=True)
-            else:
-                (self.root / path).write_bytes(data)
-
-
 @pytest.fixture
 def fake() -> Iterator[ScriptedOpenAI]:
     with ScriptedOpenAI() as server:
@@ -95,8 +45,8 @@ def run_agent(fake: ScriptedOpenAI, root: Path, redact: Redactor) -> WorkLog:
     worklog = WorkLog()
 
     async def main() -> None:
-        config = settings(fake)
-        limits = limits_for(settings(fake, max_steps=10), LimitsConfig())
+        config = model_settings(fake)
+        limits = limits_for(model_settings(fake, max_steps=10), LimitsConfig())
         async with openai_client(config) as client:
             conversation = build_model(config, client).start("Be careful.", "Leaky task")
             agent = Agent(LocalSandbox(root), worklog, limits, "t", redact=redact)
@@ -125,8 +75,7 @@ def test_no_form_of_a_live_secret_reaches_the_model_or_the_log(
 
     worklog = run_agent(fake, tmp_path, Redactor([TOKEN]))
 
-    last: dict[str, Any] = list(fake.conversation("Leaky task"))[-1]
-    outputs = [str(i["output"]) for i in last["input"] if i.get("type") == "function_call_output"]
+    outputs = fake.tool_outputs("Leaky task")
     assert len(outputs) == 7
     logged = [step.output for step in worklog.steps] + worklog.notes
     for text in outputs[:6] + logged:
@@ -143,7 +92,7 @@ def test_without_a_redactor_outputs_are_unchanged(fake: ScriptedOpenAI, tmp_path
     worklog = WorkLog()
 
     async def main() -> None:
-        config = settings(fake)
+        config = model_settings(fake)
         async with openai_client(config) as client:
             conversation = build_model(config, client).start("Be careful.", "Leaky task")
             limits = limits_for(config, LimitsConfig())

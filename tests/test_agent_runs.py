@@ -3,35 +3,11 @@ published when one stops the agent, `/codex continue`, and AGENTS.md from the ba
 
 from __future__ import annotations
 
-import itertools
-import secrets
-from typing import Any
-
 import pytest
 
-from tests.conftest import System, wait_for
 from tests.fakes.openai import Call, finish, responses_reply, shell
-from tests.test_end_to_end import CALC, TEST_CALC
-from tests.test_triggers import label, status_comment
-
-counter = itertools.count(1)
-RUN = secrets.token_hex(3)
-FIX = "sed -i 's/a - b/a + b/' calc.py"
-CHECK = "python3 -m unittest -q"
-
-
-def calc_repo(system: System, config: str, files: dict[str, str] | None = None) -> str:
-    repo = f"octo-org/agent-{RUN}-{next(counter)}"
-    tree = {"calc.py": CALC, "test_calc.py": TEST_CALC, ".github/codex.yml": config}
-    system.github.create_repo(repo, tree | (files or {}))
-    system.github.set_permission(repo, "alice", "write")
-    return repo
-
-
-def published(system: System, repo: str, number: int) -> dict[str, Any]:
-    """The draft PR, once the status comment on issue `number` says the task is done."""
-    status_comment(system, repo, number, "Draft PR ready")
-    return system.github.pulls(repo)[0]
+from tests.harness import System, wait_for
+from tests.repos import CALC, CHECK, FIX, RUN, calc_repo
 
 
 def test_the_workers_own_validation_run_is_the_evidence(system: System) -> None:
@@ -39,9 +15,9 @@ def test_the_workers_own_validation_run_is_the_evidence(system: System) -> None:
     number = system.github.create_issue(repo, "Validated fix", "add() subtracts", user="alice")
     system.openai.script("Validated fix", [[shell(FIX)], [finish("Fixed add.", [])]])
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    pull = published(system, repo, number)
+    pull = system.published(repo, number)
     assert pull["title"] == "Validated fix" and pull["labels"] == []
     body = pull["body"]
     assert f"**Repository check** `{CHECK}`, run by the worker" in body
@@ -56,9 +32,9 @@ def test_a_failing_validation_still_yields_a_draft_pr_marked_as_failing(system: 
         [[shell("echo '# looked at it' >> calc.py")], [finish("All tests pass.", [CHECK])]],
     )
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    pull = published(system, repo, number)
+    pull = system.published(repo, number)
     assert pull["draft"] is True
     assert pull["title"] == "[failing validation] Unvalidated claim"
     assert pull["labels"] == ["failing validation"]
@@ -81,14 +57,14 @@ def test_a_step_limit_publishes_an_incomplete_pr_that_continue_finishes(system: 
         [[shell("echo '# first look' >> calc.py")], [shell("true")], [shell("true")]],
     )
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    pull = published(system, repo, number)
+    pull = system.published(repo, number)
     assert pull["title"] == "[incomplete] [failing validation] Slow fix"
     assert set(pull["labels"]) == {"incomplete", "failing validation"}
     assert "Incomplete: the step limit (2 steps) was reached at step 2" in pull["body"]
     assert "`/codex continue`" in pull["body"]
-    done = status_comment(system, repo, number, "Incomplete: the step limit")
+    done = system.status_comment(repo, number, "Incomplete: the step limit")
     assert done["body"].startswith("⚠️ Draft PR ready") and str(pull["number"]) in done["body"]
 
     payload = system.github.webhook_payload(
@@ -97,7 +73,7 @@ def test_a_step_limit_publishes_an_incomplete_pr_that_continue_finishes(system: 
     )  # fmt: skip
     assert system.deliver("issue_comment", payload) == 202
 
-    status_comment(system, repo, pull["number"], "and updated this PR")
+    system.status_comment(repo, pull["number"], "and updated this PR")
     pull = system.github.pulls(repo)[0]
     assert pull["title"] == "Slow fix"
     assert pull["labels"] == [] and len(system.github.pulls(repo)) == 1
@@ -127,9 +103,9 @@ def test_a_limit_with_nothing_to_publish_says_which_limit_stopped_it_and_where(
     number = system.github.create_issue(repo, title, "add() subtracts", user="alice")
     system.openai.script(title, [[shell(command)], [shell("ls")], [shell("ls")]])
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    done = status_comment(system, repo, number, "Stopped without a change to publish")
+    done = system.status_comment(repo, number, "Stopped without a change to publish")
     assert says in done["body"] and "`limits`" in done["body"]
     assert system.github.pulls(repo) == []
 
@@ -149,14 +125,14 @@ def test_a_token_or_cost_limit_after_a_change_publishes_it_as_incomplete(
     number = system.github.create_issue(repo, title, "add() subtracts", user="alice")
     system.openai.script(title, [[shell(FIX)], [shell("ls")], [finish("Fixed add.")]])
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    pull = published(system, repo, number)
+    pull = system.published(repo, number)
     assert pull["draft"] is True
     assert pull["title"] == f"[incomplete] {title}" and pull["labels"] == ["incomplete"]
     assert f"> [!WARNING]\n> Incomplete: {says} (" in pull["body"]
     assert system.github.git(repo, "show", f"{pull['head']}:calc.py") == CALC.replace("-", "+")
-    done = status_comment(system, repo, number, "Incomplete: ")
+    done = system.status_comment(repo, number, "Incomplete: ")
     assert done["body"].startswith("⚠️ Draft PR ready") and says in done["body"]
     (request,) = system.openai.conversation(title)  # no model turn past the limit
     usage = responses_reply(request, [shell(FIX)], 0)["usage"]  # as the server reported it
@@ -171,9 +147,9 @@ def test_the_repositorys_model_and_reasoning_effort_reach_the_model(system: Syst
     number = system.github.create_issue(repo, "Tuned model fix", "add() subtracts", user="alice")
     system.openai.script("Tuned model fix", [[shell(FIX)], [finish("Fixed add.")]])
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    published(system, repo, number)
+    system.published(repo, number)
     requests = list(system.openai.conversation("Tuned model fix"))
     assert [(r["model"], r.get("reasoning")) for r in requests] == [
         ("repo-model-7", {"effort": "high"})
@@ -192,7 +168,7 @@ def test_agents_md_comes_from_the_base_branch_root_first(system: System) -> None
     for title in ("Guided fix", "Fork guided"):
         system.openai.script(title, [[shell(FIX)], [finish("Fixed add.", [])]])
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     payload = sim.webhook_payload(
         "issue_comment", "created", repo, sender="alice", number=pull,
         comment_body="/codex fix", pull=True,
@@ -235,9 +211,9 @@ def test_the_tools_edit_by_patch_and_answer_malformed_calls_with_errors(system: 
         ],
     )
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    pull = published(system, repo, number)
+    pull = system.published(repo, number)
     assert system.github.git(repo, "show", f"{pull['head']}:calc.py") == CALC.replace("-", "+")
     assert system.github.git(repo, "show", f"{pull['head']}:NOTES.md") == "add() adds.\n"
     outputs = [
@@ -265,9 +241,9 @@ def test_a_model_api_that_keeps_failing_is_reported_after_retries(system: System
     system.openai.script("Model outage", [[shell(FIX)], [finish("Fixed.")]])
     system.openai.fail(503, times=3)  # MODEL_RETRIES=2 in the tests: three tries in all
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    done = status_comment(system, repo, number, "Stopped without a change to publish")
+    done = system.status_comment(repo, number, "Stopped without a change to publish")
     assert "the model failed at step 1: the model API answered 503" in done["body"]
     assert "after 3 tries" in done["body"] and "Comment `/codex fix` to try again" in done["body"]
     assert system.github.pulls(repo) == []
@@ -298,9 +274,9 @@ def test_the_shell_tool_stops_slow_commands_runs_in_a_workdir_and_trims_output(
         ],
     )
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    pull = published(system, repo, number)
+    pull = system.published(repo, number)
     assert system.github.git(repo, "show", f"{pull['head']}:calc.py") == CALC.replace("-", "+")
     told = [
         str(item["output"])

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import docker
 
-from tests.conftest import System
 from tests.fakes.openai import finish, shell
-from tests.test_agent_runs import CHECK, FIX, calc_repo
-from tests.test_triggers import comment_on, status_comment
+from tests.harness import System
+from tests.repos import CHECK, FIX, calc_repo
 
 TITLE = "Best of three"
-
-
-def pr_comment(system: System, repo: str, number: int, body: str) -> int:
-    payload = system.github.webhook_payload(
-        "issue_comment", "created", repo, sender="alice", number=number, comment_body=body,
-        pull=True,
-    )  # fmt: skip
-    return system.deliver("issue_comment", payload)
 
 
 def test_attempts_run_apart_the_best_is_published_and_pick_moves_the_pr(system: System) -> None:
@@ -33,9 +24,9 @@ def test_attempts_run_apart_the_best_is_published_and_pick_moves_the_pr(system: 
         turns = [[shell(f"hostname; {command}")], [finish(f"Attempt {n}.")]]
         system.openai.script((TITLE, f"attempt {n} of 3"), turns)
 
-    assert comment_on(system, repo, number, "/codex fix --attempts 3") == 202
+    assert system.comment(repo, number, "/codex fix --attempts 3") == 202
 
-    status_comment(system, repo, number, "Draft PR ready")
+    system.status_comment(repo, number, "Draft PR ready")
     pull = sim.pulls(repo)[0]
     assert len(sim.pulls(repo)) == 1, "one PR carries the winner"
     assert pull["head"] == f"codex/issue-{number}-best-of-three"
@@ -59,16 +50,16 @@ def test_attempts_run_apart_the_best_is_published_and_pick_moves_the_pr(system: 
     finally:
         client.close()
 
-    assert pr_comment(system, repo, pull["number"], "/codex pick 2") == 202
+    assert system.comment(repo, pull["number"], "/codex pick 2", pull=True) == 202
 
-    status_comment(system, repo, pull["number"], "now carries attempt 2")
+    system.status_comment(repo, pull["number"], "now carries attempt 2")
     moved = sim.pulls(repo)[0]
     assert sim.git(repo, "rev-parse", moved["head"]) == sim.git(repo, "rev-parse", branches[1])
     assert "Attempt 2." in moved["body"] and "| 2 ⭐ (this PR) |" in moved["body"]
     assert "# add adds" in sim.git(repo, "show", f"{moved['head']}:calc.py")
 
-    assert pr_comment(system, repo, pull["number"], "/codex pick 4") == 202
-    refused = status_comment(system, repo, pull["number"], "has no attempt 4")
+    assert system.comment(repo, pull["number"], "/codex pick 4", pull=True) == 202
+    refused = system.status_comment(repo, pull["number"], "has no attempt 4")
     assert "attempts with a change: 1, 2, 3" in refused["body"]
     assert sim.git(repo, "rev-parse", moved["head"]) == sim.git(repo, "rev-parse", branches[1])
 

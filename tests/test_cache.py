@@ -9,7 +9,7 @@ from collections.abc import Callable
 import docker
 import pytest
 
-from tests.conftest import SANDBOX_IMAGE
+from tests.harness import SANDBOX_IMAGE
 from worker.repoconfig import RepoConfig
 from worker.sandbox.cache import (
     CREATED,

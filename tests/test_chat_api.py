@@ -7,12 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import System, another_system
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI, finish, shell
-from tests.test_agent_runs import CHECK, FIX, RUN, calc_repo, published
-from tests.test_end_to_end import CALC
-from tests.test_triggers import label
+from tests.harness import System, another_system
+from tests.repos import CALC, CHECK, FIX, RUN, calc_repo
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +40,9 @@ def test_chat_completions_tool_calls_fix_an_issue_into_a_draft_pr(chat_system: S
         ],
     )
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    pull = published(system, repo, number)
+    pull = system.published(repo, number)
     assert pull["draft"] is True and pull["title"] == title and pull["labels"] == []
     assert system.github.git(repo, "show", f"{pull['head']}:calc.py") == CALC.replace("-", "+")
     body = pull["body"]

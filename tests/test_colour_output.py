@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from tests.conftest import System
 from tests.fakes.openai import finish, shell
-from tests.test_agent_runs import calc_repo, published
-from tests.test_environments import tool_outputs
-from tests.test_triggers import label
+from tests.harness import System
+from tests.repos import calc_repo
 
 CONFIG = """\
 setup: |
@@ -25,10 +23,10 @@ def test_colour_codes_reach_neither_the_model_nor_the_pr_body(system: System) ->
         [[shell(coloured)], [shell("echo $NO_COLOR > colour.txt")], [finish("Ran it.", [])]],
     )
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
-    pull = published(system, repo, number)
-    outputs = tool_outputs(system, "Colourful output")
+    pull = system.published(repo, number)
+    outputs = system.openai.tool_outputs("Colourful output")
     assert outputs[0] == "exit code: 0\n FAIL  done\n", "the model reads what a terminal shows"
     assert system.github.git(repo, "show", f"{pull['head']}:colour.txt") == "1\n", "NO_COLOR=1"
     body = pull["body"]

@@ -21,10 +21,9 @@ import pytest
 import yaml
 
 from app.settings import Settings
-from tests.conftest import ROOT, free_port, require, wait_for
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI, finish, shell
-from tests.test_setup_mode import Form
+from tests.harness import ROOT, Form, free_port, require, wait_for
 
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 PROJECT = "codex-test"

@@ -15,7 +15,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import (
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI, finish, shell
+from tests.harness import (
     Service,
     System,
     service_env,
@@ -24,8 +26,6 @@ from tests.conftest import (
     start_worker,
     wait_for,
 )
-from tests.fakes.github import GitHubSim
-from tests.fakes.openai import ScriptedOpenAI, finish, shell
 from worker.reaper import FLEET_LABEL, WORKER_LABEL, fleet_of
 
 

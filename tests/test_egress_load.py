@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.egress_helpers import ALLOWLIST, Running, get, recorded
 from tests.fakes.internet import Internet
-from tests.test_egress import ALLOWLIST, Running, get, recorded
+from tests.harness import wait_for
 from worker.egress.certs import CertificateAuthority
 from worker.egress.limits import Caps, LogBudget
 from worker.egress.policy import NetworkPolicy

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.egress_helpers import ON, Running, https, recorded
 from tests.fakes.internet import Internet
-from tests.test_egress import ON, Running, https, recorded
 from worker.egress.certs import CertificateAuthority
 from worker.egress.clienthello import NotClientHello, parse_client_hello
 from worker.egress.policy import NetworkPolicy

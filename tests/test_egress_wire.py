@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.egress_helpers import ALLOWLIST, ON, Running, recorded
 from tests.fakes.internet import Internet
-from tests.test_egress import ALLOWLIST, ON, Running, recorded
 from worker.egress.certs import CertificateAuthority
 from worker.egress.policy import Request
 from worker.egress.proxy import EgressProxy

@@ -8,24 +8,9 @@ from __future__ import annotations
 
 import docker
 
-from tests.conftest import System, wait_for
 from tests.fakes.openai import finish, shell
-
-CALC = "def add(a, b):\n    return a - b\n"
-TEST_CALC = """\
-import unittest
-
-from calc import add
-
-
-class AddTest(unittest.TestCase):
-    def test_adds(self):
-        self.assertEqual(add(2, 3), 5)
-
-
-if __name__ == "__main__":
-    unittest.main()
-"""
+from tests.harness import System, wait_for
+from tests.repos import CALC, TEST_CALC
 
 
 def test_labeling_an_issue_yields_a_draft_pr_that_fixes_it(system: System) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import docker
 import pytest
 
-from tests.conftest import free_port
+from tests.harness import free_port
 from worker.sandbox import engine
 
 

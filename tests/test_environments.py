@@ -5,15 +5,14 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
-from typing import Any
 
 import docker
 import httpx
 import pytest
 
-from tests.conftest import NPM_TOKEN, System, wait_for
 from tests.fakes.openai import finish, shell
-from tests.test_triggers import label, status_comment
+from tests.harness import NPM_TOKEN, System, wait_for
+from tests.repos import env_repo
 
 counter = itertools.count(1)
 RUN = secrets.token_hex(3)
@@ -25,19 +24,6 @@ echo "setup sees NPM_TOKEN=$NPM_TOKEN, ${#NPM_TOKEN} characters"
 echo installed > /tmp/dependencies
 nohup sleep 300 >/dev/null 2>&1 &
 """
-
-
-def env_repo(system: System, config: str) -> str:
-    repo = f"octo-env/project-{RUN}-{next(counter)}"
-    system.github.create_repo(repo, {"README.md": "# env\n", ".github/codex.yml": config})
-    system.github.set_permission(repo, "alice", "write")
-    return repo
-
-
-def tool_outputs(system: System, match: str) -> list[str]:
-    requests = list(system.openai.conversation(match))
-    items: list[dict[str, Any]] = requests[-1]["input"] if requests else []
-    return [str(i["output"]) for i in items if i.get("type") == "function_call_output"]
 
 
 def test_secrets_reach_the_setup_script_and_nothing_after_it(system: System) -> None:
@@ -57,11 +43,11 @@ def test_secrets_reach_the_setup_script_and_nothing_after_it(system: System) -> 
         ],
     )
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
     assert system.github.git(repo, "show", f"{pull['head']}:greeting.txt") == "hello\n"
-    outputs = tool_outputs(system, "Greet from the env")
+    outputs = system.openai.tool_outputs("Greet from the env")
     assert outputs[0].startswith("exit code: 0\ninstalled\n"), "setup ran before the agent"
     assert "GREETING=hello" in outputs[0] and "FROM_SERVER=yes" in outputs[0]
     assert "NPM_TOKEN" not in outputs[0]
@@ -94,8 +80,8 @@ def test_a_config_error_stops_the_task_before_any_container(
     repo = env_repo(system, config)
     title = f"Bad config task {next(counter)}"
     number = system.github.create_issue(repo, title, "Anything.", user="alice")
-    assert label(system, repo, number) == 202
-    failed = status_comment(system, repo, number, "The task failed")
+    assert system.label(repo, number) == 202
+    failed = system.status_comment(repo, number, "The task failed")
     assert says in failed["body"]
     assert "A valid example:" in failed["body"] and "```yaml" in failed["body"]
     assert list(system.openai.conversation(title)) == []
@@ -104,8 +90,8 @@ def test_a_config_error_stops_the_task_before_any_container(
 def test_a_failing_setup_script_is_reported_with_its_output(system: System) -> None:
     repo = env_repo(system, "setup: echo 'resolving deps' && exit 3\n")
     number = system.github.create_issue(repo, "Setup fails here", "Anything.", user="alice")
-    assert label(system, repo, number) == 202
-    failed = status_comment(system, repo, number, "The task failed")
+    assert system.label(repo, number) == 202
+    failed = system.status_comment(repo, number, "The task failed")
     assert "failed with exit code 3" in failed["body"] and "resolving deps" in failed["body"]
     assert list(system.openai.conversation("Setup fails here")) == []
 
@@ -113,8 +99,8 @@ def test_a_failing_setup_script_is_reported_with_its_output(system: System) -> N
 def test_a_secret_the_server_does_not_hold_is_named(system: System) -> None:
     repo = env_repo(system, "secrets: [NPM_TOKEN, PYPI_TOKEN]\n")
     number = system.github.create_issue(repo, "Missing secret", "Anything.", user="alice")
-    assert label(system, repo, number) == 202
-    failed = status_comment(system, repo, number, "The task failed")
+    assert system.label(repo, number) == 202
+    failed = system.status_comment(repo, number, "The task failed")
     assert "does not hold: PYPI_TOKEN" in failed["body"]
 
 
@@ -136,10 +122,10 @@ def test_a_second_task_starts_from_the_cached_environment(system: System) -> Non
         "Cache cold task",
         [[shell("echo one > one.txt")], [finish("One.")]],
     )
-    assert label(system, repo, first) == 202
+    assert system.label(repo, first) == 202
     cold = wait_for(lambda: sim.pulls(repo), 90, f"the first PR\n{system.logs()}")[0]
     assert "setup ran and was cached" in cold["body"]
-    done = status_comment(system, repo, first, "Draft PR ready")
+    done = system.status_comment(repo, first, "Draft PR ready")
     assert "setup ran and was cached for the next task" in done["body"]
     assert sim.git(repo, "diff", "--name-only", "main", cold["head"]).split() == ["one.txt"]
 
@@ -153,20 +139,20 @@ def test_a_second_task_starts_from_the_cached_environment(system: System) -> Non
             [finish("Two.")],
         ],
     )
-    assert label(system, repo, second) == 202
+    assert system.label(repo, second) == 202
     warm = wait_for(
         lambda: [p for p in sim.pulls(repo) if p["number"] != cold["number"]],
         90,
         f"the second PR\n{system.logs()}",
     )[0]
     assert "cached environment reused" in warm["body"]
-    done = status_comment(system, repo, second, "Draft PR ready")
+    done = system.status_comment(repo, second, "Draft PR ready")
     assert "the cached environment was reused (setup skipped, maintenance ran)" in done["body"]
     assert re.search(r"started from image `[0-9a-f]{10}`", warm["body"]), "a fingerprint"
     assert "sha256:" not in warm["body"] and "codex-env:" not in warm["body"], "no usable name"
     assert "**maintenance**" in warm["body"] and "maintenance-runs" in warm["body"]
     assert "**setup**" not in warm["body"], "setup did not run: maintenance is not called setup"
-    seen = tool_outputs(system, "Cache warm task")[0]
+    seen = system.openai.tool_outputs("Cache warm task")[0]
     assert seen.startswith("exit code: 2\nrun\nrun\nbuilt\nnew\n"), seen
     assert "'old.txt': No such file" in seen, "the checkout is at the new commit"
     assert sim.git(repo, "diff", "--name-only", "main", warm["head"]).split() == ["two.txt"]
@@ -211,13 +197,13 @@ def test_setup_has_a_network_that_reaches_nothing_on_the_host_and_the_agent_has_
             [finish("Done.")],
         ],
     )
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
     setup = pull["body"].split("**setup**", 1)[1].split("**1.**", 1)[0]
     assert "eth0" in setup, "the setup phase has a network"
     assert "reachable" not in setup and setup.count("blocked") >= 4, setup
     assert f"{proxy.replace(':', ' ')} blocked" in setup and "169.254.169.254 80 blocked" in setup
-    agent = tool_outputs(system, "Network phases")[0]
+    agent = system.openai.tool_outputs("Network phases")[0]
     assert agent.startswith("exit code: 0\nlo\n"), "the agent phase has loopback only"
     assert "reachable" not in agent
 
@@ -229,9 +215,9 @@ def test_runtime_runsc_runs_setup_and_agent_under_gvisor(system: System) -> None
         "Under gVisor",
         [[shell("cat ~/kernel; ls /sys/class/net; echo ok > ok.txt")], [finish("Done.")]],
     )
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
-    seen = tool_outputs(system, "Under gVisor")[0]
+    seen = system.openai.tool_outputs("Under gVisor")[0]
     assert "Starting gVisor" in seen, "setup and agent ran in the gVisor kernel"
     assert "eth0" not in seen
     assert "setup ran without network: gVisor (runsc) sandboxes have none" in pull["body"]
@@ -245,7 +231,7 @@ def test_the_full_work_log_keeps_what_the_pr_body_trims_and_no_secret(system: Sy
     noisy = [[shell(f"{xs}; echo mar''ker-{n}; {xs}")] for n in range(3)]  # not in the command
     system.openai.script("Long log", [*noisy, [shell("echo ok > ok.txt")], [finish("Done.")]])
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
 
     pull = wait_for(lambda: system.github.pulls(repo), 120, f"a PR\n{system.logs()}")[0]
     body = pull["body"]
@@ -268,8 +254,8 @@ def test_the_status_comment_is_edited_through_every_phase(system: System) -> Non
     system.openai.script(
         "Every phase", [[shell("sleep 6 && echo x > done.txt")], [shell("true")], [finish("Ok.")]]
     )
-    assert label(system, repo, number) == 202
-    done = status_comment(system, repo, number, "Draft PR ready")
+    assert system.label(repo, number) == 202
+    done = system.status_comment(repo, number, "Draft PR ready")
 
     shown = [*done["history"], done["body"]]
     phases = ["Preparing", "Setting up: running setup", "Working: the agent has started",

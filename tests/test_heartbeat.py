@@ -16,7 +16,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_pref
 from app import queue, status
 from app.keys import ALIVE_TTL, alive_key
 from app.tasks import Task, TaskStatus
-from tests.test_queue import settings
+from tests.harness import queue_settings
 from worker.heartbeat import Heartbeat
 from worker.report import outcome
 
@@ -36,7 +36,7 @@ async def started(redis: ArqRedis, one: Task, seconds_ago: float) -> None:
 
 def run(redis_url: str, scenario: object) -> object:
     async def wrapped() -> object:
-        redis = await queue.connect(settings(redis_url.replace("/0", "/6")))
+        redis = await queue.connect(queue_settings(redis_url.replace("/0", "/6")))
         try:
             await redis.flushdb()
             return await scenario(redis)  # type: ignore[operator]

@@ -11,11 +11,10 @@ import threading
 
 import docker
 
-from tests.conftest import NPM_TOKEN, System, wait_for
 from tests.fakes.openai import finish, shell
-from tests.test_environments import env_repo, tool_outputs
-from tests.test_triggers import label, status_comment
-from tests.test_untrusted import render
+from tests.harness import NPM_TOKEN, System, wait_for
+from tests.markdown import render
+from tests.repos import env_repo
 from worker.sandbox.cache import OWNER, REPOSITORY
 
 COUNT = itertools.count(1)
@@ -59,7 +58,7 @@ def test_another_repository_cannot_start_from_this_ones_snapshot(system: System)
     victim = env_repo(system, "setup: echo private > ~/victim.txt\n")
     number = system.github.create_issue(victim, "Victim task", "x", user="alice")
     system.openai.script("Victim task", [[shell("echo v > v.txt")], [finish("V.")]])
-    assert label(system, victim, number) == 202
+    assert system.label(victim, number) == 202
     pull = wait_for(lambda: system.github.pulls(victim), 90, f"a PR\n{system.logs()}")[0]
     tag = wait_for(lambda: snapshots_of(victim), 30, "the victim's snapshot")[0]
     image_id = str(docker.from_env().images.get(tag).id)
@@ -70,8 +69,8 @@ def test_another_repository_cannot_start_from_this_ones_snapshot(system: System)
         attacker = repo_of(system, "octo-evil", f"image: '{image}'\n", f"thief-{n}-{victim[-6:]}")
         issue = system.github.create_issue(attacker, title, "x", user="alice")
         system.openai.script(title, [[shell("cat ~/victim.txt")], [finish("Stolen.")]])
-        assert label(system, attacker, issue) == 202
-        failed = status_comment(system, attacker, issue, "The task failed")
+        assert system.label(attacker, issue) == 202
+        failed = system.status_comment(attacker, issue, "The task failed")
         assert "`image`" in failed["body"], failed["body"]
         assert list(system.openai.conversation(title)) == [], "no agent ever started"
         assert not system.github.pulls(attacker)
@@ -97,8 +96,8 @@ def test_an_image_reference_never_makes_the_engine_connect_anywhere(system: Syst
         for owner in ("octo-images", "octo-org"):  # allowed by pattern there, not here
             repo = repo_of(system, owner, f"image: 127.0.0.1:{port}/x:1\n", f"registry-{port}")
             issue = system.github.create_issue(repo, f"Pull from {port}", "x", user="alice")
-            assert label(system, repo, issue) == 202
-            failed = status_comment(system, repo, issue, "The task failed")["body"]
+            assert system.label(repo, issue) == 202
+            failed = system.status_comment(repo, issue, "The task failed")["body"]
             assert f"127.0.0.1:{port}/x:1" in failed
             if owner == "octo-images":
                 assert "is not on this worker's Docker engine, and tasks never pull" in failed
@@ -122,8 +121,8 @@ def test_a_secret_that_setup_writes_to_a_file_fails_the_task_and_is_kept_nowhere
     repo = env_repo(system, with_secret_setup(SETUP_LEAKS))
     number = system.github.create_issue(repo, "Leaky setup", "x", user="alice")
     system.openai.script("Leaky setup", [[shell(FIND_TOKEN)], [finish("Read it.")]])
-    assert label(system, repo, number) == 202
-    failed = status_comment(system, repo, number, "The task failed")["body"]
+    assert system.label(repo, number) == 202
+    failed = system.status_comment(repo, number, "The task failed")["body"]
     assert "left a secret in" in failed and "`/home/codex/.npmrc`" in failed, failed
     assert "/tmp/cached-credential" in failed, "its base64 form is found too"
     assert "CODEX_SECRETS_DIR" in failed, "the safe pattern is named"
@@ -158,9 +157,9 @@ def test_secrets_kept_in_memory_reach_setup_only_and_setup_changes_are_not_the_a
             [finish("Fixed.")],
         ],
     )  # fmt: skip
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
-    outputs = tool_outputs(system, "Safe setup")
+    outputs = system.openai.tool_outputs("Safe setup")
     assert outputs[0] == "exit code: 1\n0\n0\n", "no file and no process holds the token"
     assert outputs[1] == "exit code: 0\n0\ntoken = filled-by-setup\n", "no setup process is left"
     changed = system.github.git(repo, "diff", "--name-only", "main", pull["head"]).split()
@@ -189,9 +188,11 @@ def test_validation_the_agent_forged_outside_its_diff_still_fails(system: System
         "Forge the check",
         [[shell(FORGE)], [shell("echo change > change.txt")], [finish("All green.", [])]],
     )
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
-    assert tool_outputs(system, "Forge the check")[0].endswith("forged=0\n"), "forged in place"
+    assert system.openai.tool_outputs("Forge the check")[0].endswith("forged=0\n"), (
+        "forged in place"
+    )
     assert pull["title"].startswith("[failing validation]")
     assert "❌ failed with exit 1" in pull["body"] and "✅ passed" not in pull["body"]
 
@@ -209,8 +210,8 @@ def test_a_workflow_file_hidden_from_the_sandbox_git_output_is_never_pushed(
     repo = repo_of(system, "octo-org", "attempts: 1\n", f"hide-{next(COUNT)}")
     number = system.github.create_issue(repo, "Hide a workflow", "x", user="alice")
     system.openai.script("Hide a workflow", [[shell(HIDE)], [finish("Only ok.txt.")]])
-    assert label(system, repo, number) == 202
-    failed = status_comment(system, repo, number, "The task failed")["body"]
+    assert system.label(repo, number) == 202
+    failed = system.status_comment(repo, number, "The task failed")["body"]
     assert "workflow files cannot be changed" in failed, failed
     assert not system.github.pulls(repo)
     branches = system.github.git(repo, "branch", "--list", "codex/*")
@@ -225,8 +226,8 @@ def test_an_encoded_secret_in_the_change_is_never_pushed(system: System) -> None
         "Smuggle the token",
         [[shell(f"echo 'auth = {encoded}' > auth.cfg")], [finish(f"Added `{encoded}`.")]],
     )
-    assert label(system, repo, number) == 202
-    failed = status_comment(system, repo, number, "The task failed")["body"]
+    assert system.label(repo, number) == 202
+    failed = system.status_comment(repo, number, "The task failed")["body"]
     assert "`auth.cfg`: holds a secret or token, so nothing was pushed" in failed, failed
     assert encoded not in failed
     assert not system.github.pulls(repo)
@@ -248,7 +249,7 @@ def test_the_summary_cannot_hide_the_evidence_ping_people_or_close_other_issues(
         "Hostile summary",
         [[shell("echo x > x.txt")], [finish(HOSTILE_SUMMARY, ["true"])]],
     )
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
     page = render(pull["body"])
     headings = re.findall(r"<h2>(.*?)</h2>", page)
@@ -259,7 +260,7 @@ def test_the_summary_cannot_hide_the_evidence_ping_people_or_close_other_issues(
     closing = re.findall(r"\b(?:fix(?:e[sd])?|close[sd]?)\b\s*([\w./-]*#\d+)", pull["body"], re.I)
     assert closing == [f"#{number}"], closing
     assert base64.b64encode(NPM_TOKEN.encode()).decode() not in pull["body"]
-    done = status_comment(system, repo, number, "Draft PR ready")["body"]
+    done = system.status_comment(repo, number, "Draft PR ready")["body"]
     assert "@octocat" not in done and "<!-- everything" not in done, "the summary line too"
 
 
@@ -273,6 +274,6 @@ BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
 def test_a_config_made_of_yaml_aliases_is_refused_with_a_short_message(system: System) -> None:
     repo = repo_of(system, "octo-org", BILLION_LAUGHS, f"laughs-{next(COUNT)}")
     number = system.github.create_issue(repo, "Laugh", "x", user="alice")
-    assert label(system, repo, number) == 202
-    failed = status_comment(system, repo, number, "The task failed")["body"]
+    assert system.label(repo, number) == 202
+    failed = system.status_comment(repo, number, "The task failed")["body"]
     assert "anchors and aliases" in failed and len(failed) < 3000, failed[:500]

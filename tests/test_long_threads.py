@@ -5,9 +5,8 @@ from __future__ import annotations
 import itertools
 import secrets
 
-from tests.conftest import System, wait_for
-from tests.test_pull_tasks import script_fix
-from tests.test_triggers import bump_script, label, status_comment
+from tests.harness import System, wait_for
+from tests.repos import bump_script, script_fix
 
 counter = itertools.count(1)
 RUN = secrets.token_hex(3)
@@ -36,7 +35,7 @@ def test_an_issue_with_a_long_thread_shows_the_model_its_newest_comments(system:
     sim.add_comment(repo, number, "newest remark: 2, not 3", "alice")
     bump_script(system, "Long issue thread")
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     wait_for(lambda: sim.pulls(repo), 90, f"a PR\n{system.logs()}")
 
     opening = next(system.openai.conversation("Long issue thread"))["input"][0]["content"]
@@ -64,7 +63,7 @@ def test_a_review_request_on_a_long_pull_request_keeps_the_line_it_is_attached_t
 
     assert system.deliver("pull_request_review_comment", payload) == 202
 
-    status_comment(system, repo, pull, "Pushed to `busy`")
+    system.status_comment(repo, pull, "Pushed to `busy`")
     opening = next(system.openai.conversation("Busy review"))["input"][0]["content"]
     assert "The request is attached to f.py line 1." in opening
     assert "last review: x should be 2" in opening and "review-119:" in opening

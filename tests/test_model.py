@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import pytest
 
 from app.settings import Settings
-from tests.conftest import free_port
 from tests.fakes.openai import Call, ScriptedOpenAI, finish, shell
+from tests.harness import free_port, model_settings
 from worker.agent.tools import TOOLS
 from worker.model.backends import build_model, openai_client
 from worker.protocols import Conversation, ModelError, ToolCall, ToolResult, Turn
@@ -31,21 +31,6 @@ T = TypeVar("T")
 def fake() -> Iterator[ScriptedOpenAI]:
     with ScriptedOpenAI() as server:
         yield server
-
-
-def settings(fake: ScriptedOpenAI, api: str = "responses", **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "app_id": 1,
-        "private_key": "unused",
-        "webhook_secret": "a-real-secret-value",
-        "openai_api_key": fake.api_key,
-        "openai_base_url": fake.url,
-        "codex_model": "scripted-model",
-        "model_api": api,
-        "model_retries": 0,
-        "model_timeout": 5.0,
-    }
-    return Settings(**(values | overrides))
 
 
 def play(
@@ -91,7 +76,7 @@ SCRIPT: list[list[Call] | str] = [
 
 def test_both_apis_give_the_same_turns(fake: ScriptedOpenAI) -> None:
     fake.script("same turns", SCRIPT)
-    played = {api: play(settings(fake, api), "same turns", three_turns) for api in APIS}
+    played = {api: play(model_settings(fake, api), "same turns", three_turns) for api in APIS}
 
     for turns in played.values():
         assert [turn.calls for turn in turns] == [
@@ -146,7 +131,7 @@ def text(content: str | list[dict[str, Any]]) -> str:
 @pytest.mark.parametrize("api", APIS)
 def test_tool_outputs_go_back_under_their_call_ids(fake: ScriptedOpenAI, api: str) -> None:
     fake.script("outputs back", SCRIPT)
-    play(settings(fake, api), "outputs back", three_turns)
+    play(model_settings(fake, api), "outputs back", three_turns)
 
     second, third = fake.requests[1], fake.requests[2]
     calls = [("call_t0_0", '{"command": "ls"}'), ("call_t0_1", "not json{")]
@@ -171,9 +156,11 @@ def test_model_and_effort_are_the_servers_unless_the_repo_says(
     fake: ScriptedOpenAI, api: str
 ) -> None:
     fake.script("effort", ["ok"])
-    first_turn(settings(fake, api), "effort")
-    first_turn(settings(fake, api, reasoning_effort="low"), "effort")
-    first_turn(settings(fake, api, reasoning_effort="low"), "effort", model="o9", effort="high")
+    first_turn(model_settings(fake, api), "effort")
+    first_turn(model_settings(fake, api, reasoning_effort="low"), "effort")
+    first_turn(
+        model_settings(fake, api, reasoning_effort="low"), "effort", model="o9", effort="high"
+    )
 
     sent = [(body["model"], effort(body)) for body in fake.requests]
     assert sent == [("scripted-model", None), ("scripted-model", "low"), ("o9", "high")]
@@ -182,7 +169,7 @@ def test_model_and_effort_are_the_servers_unless_the_repo_says(
 
 def test_chat_completions_get_every_tool_in_their_form(fake: ScriptedOpenAI) -> None:
     fake.script("tools", ["ok"])
-    first_turn(settings(fake, "chat"), "tools")
+    first_turn(model_settings(fake, "chat"), "tools")
 
     sent = {tool["function"]["name"]: tool for tool in fake.requests[0]["tools"]}
     assert sent.keys() == {tool["name"] for tool in TOOLS}
@@ -195,7 +182,7 @@ def test_a_server_error_is_retried_until_an_answer(fake: ScriptedOpenAI) -> None
     fake.script("busy", ["ok"])
     fake.fail(503, times=2)
 
-    turn = first_turn(settings(fake, model_retries=2), "busy")
+    turn = first_turn(model_settings(fake, model_retries=2), "busy")
 
     assert turn.text == "ok"
     assert len(fake.requests) == 3
@@ -206,7 +193,7 @@ def test_a_rate_limit_waits_as_long_as_retry_after_says(fake: ScriptedOpenAI) ->
     fake.fail(429, retry_after=1)  # the SDK's own first backoff is at most 0.5 s
 
     started = time.monotonic()
-    turn = first_turn(settings(fake, "chat", model_retries=1), "limited")
+    turn = first_turn(model_settings(fake, "chat", model_retries=1), "limited")
 
     assert turn.text == "ok"
     assert time.monotonic() - started >= 1.0
@@ -218,7 +205,7 @@ def test_retries_that_run_out_fail_with_the_status(fake: ScriptedOpenAI, api: st
     fake.script("down", ["ok"])
     fake.fail(503, times=2)
 
-    error = failure(settings(fake, api, model_retries=1), "down")
+    error = failure(model_settings(fake, api, model_retries=1), "down")
 
     assert str(error) == (
         "the model API answered 503 Service Unavailable after 2 tries; try again later. "
@@ -231,7 +218,7 @@ def test_retries_that_run_out_fail_with_the_status(fake: ScriptedOpenAI, api: st
 def test_a_refused_key_fails_at_once(fake: ScriptedOpenAI) -> None:
     fake.script("key", ["ok"])
 
-    error = failure(settings(fake, openai_api_key="sk-revoked-key", model_retries=3), "key")
+    error = failure(model_settings(fake, openai_api_key="sk-revoked-key", model_retries=3), "key")
 
     assert str(error) == (
         "the model API refused the key (401 Unauthorized); check OPENAI_API_KEY. "
@@ -252,7 +239,7 @@ def test_a_rejected_request_is_not_retried(fake: ScriptedOpenAI, status: int, me
     fake.script("rejected", ["ok"])
     fake.fail(status)
 
-    error = failure(settings(fake, "chat", model_retries=3), "rejected")
+    error = failure(model_settings(fake, "chat", model_retries=3), "rejected")
 
     assert str(error).startswith(message)
     assert len(fake.requests) == 1
@@ -262,7 +249,7 @@ def test_a_server_too_slow_is_retried_then_fails(fake: ScriptedOpenAI) -> None:
     fake.script("slow", ["ok"])
     fake.delay(3, times=2)
 
-    error = failure(settings(fake, model_retries=1, model_timeout=0.25), "slow")
+    error = failure(model_settings(fake, model_retries=1, model_timeout=0.25), "slow")
 
     assert str(error).startswith("the model API did not answer within 0.25 s after 2 tries;")
     assert (error.status, error.tries) == (None, 2)
@@ -272,7 +259,7 @@ def test_a_server_too_slow_is_retried_then_fails(fake: ScriptedOpenAI) -> None:
 def test_a_server_that_is_not_there_fails_with_its_address(fake: ScriptedOpenAI) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
 
-    error = failure(settings(fake, openai_base_url=url), "anyone")
+    error = failure(model_settings(fake, openai_base_url=url), "anyone")
 
     assert str(error).startswith(f"could not reach the model API at {url}/ after 1 try (")
     assert str(error).endswith("); check OPENAI_BASE_URL and the network")
@@ -293,7 +280,7 @@ def test_a_reply_that_is_no_model_reply_fails_clearly(
     fake.script("garbled", ["ok"])
     fake.garble(body, content_type=content_type)
 
-    error = failure(settings(fake, api), "garbled")
+    error = failure(model_settings(fake, api), "garbled")
 
     assert f"the model API at {fake.url}/ sent a reply that is not " in str(error)
     assert f"(it began: '{said}" in str(error)

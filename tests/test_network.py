@@ -25,11 +25,10 @@ import httpx
 import pytest
 
 from app.settings import Settings
-from tests.conftest import SANDBOX_IMAGE, System, wait_for
 from tests.fakes.internet import Internet
 from tests.fakes.openai import finish, shell
-from tests.test_environments import env_repo, tool_outputs
-from tests.test_triggers import label
+from tests.harness import SANDBOX_IMAGE, System, wait_for
+from tests.repos import env_repo
 from worker.egress import probe as netprobe
 from worker.egress.probe import Findings, Probe
 from worker.egress.selftest import NetworkCheck, Verdict, engine_affected
@@ -113,10 +112,10 @@ def test_allowlist_lets_listed_hosts_and_methods_through_and_reports_the_rest(
          [finish("Fetched.")]],
     )  # fmt: skip
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
 
-    fetched, probed = tool_outputs(system, "Allowlisted fetch")[:2]
+    fetched, probed = system.openai.tool_outputs("Allowlisted fetch")[:2]
     assert "GET http://allowed.example/plain -> 200 http allowed.example GET /plain" in fetched
     # HTTPS is decrypted with the deployment's CA, which the sandbox trusts, to check methods.
     assert "-> 200 https tls.allowed.example GET /secure" in fetched, fetched
@@ -161,10 +160,10 @@ def test_on_lets_any_public_host_through_still_logged_and_never_the_host(
          [finish("Fetched.")]],
     )  # fmt: skip
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     pull = wait_for(lambda: system.github.pulls(repo), 90, f"a PR\n{system.logs()}")[0]
 
-    fetched, probed = tool_outputs(system, "Open network")[:2]
+    fetched, probed = system.openai.tool_outputs("Open network")[:2]
     assert "POST http://denied.example/anything -> 200 http denied.example POST /anything 7" in (
         fetched
     )
@@ -197,12 +196,12 @@ def test_setup_resolves_real_names_and_installs_a_real_package_from_the_package_
         "Real install", [[shell(imports)], [shell("echo ok > ok.txt")], [finish("Done.")]]
     )
 
-    assert label(system, repo, number) == 202
+    assert system.label(repo, number) == 202
     pull = wait_for(lambda: system.github.pulls(repo), 120, f"a PR\n{system.logs()}")[0]
     setup = pull["body"].split("**setup**", 1)[1].split("**1.**", 1)[0]
     assert "Successfully installed six-" in setup, setup
     assert "name resolution" not in setup
-    assert tool_outputs(system, "Real install")[0].startswith("exit code: 0\nsix 1.")
+    assert system.openai.tool_outputs("Real install")[0].startswith("exit code: 0\nsix 1.")
 
 
 def run_probe(network: str, probe: Probe) -> Findings:

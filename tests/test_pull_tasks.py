@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.conftest import System, wait_for
-from tests.fakes.openai import finish, shell
-from tests.test_triggers import new_repo, status_comment
-
-
-def script_fix(system: System, match: str) -> None:
-    system.openai.script(
-        match,
-        [
-            [shell("sed -i 's/x = 1/x = 2/' f.py")],
-            [finish("Set x to 2.", ["grep -q 'x = 2' f.py"])],
-        ],
-    )
+from tests.harness import System, wait_for
+from tests.repos import new_repo, script_fix
 
 
 def test_a_fix_on_a_same_repo_pull_request_pushes_to_its_branch(system: System) -> None:
@@ -40,7 +29,7 @@ def test_a_fix_on_a_same_repo_pull_request_pushes_to_its_branch(system: System) 
 
     assert system.deliver("pull_request_review_comment", payload) == 202
 
-    done = status_comment(system, repo, pull, "Pushed to `feature`")
+    done = system.status_comment(repo, pull, "Pushed to `feature`")
     assert "Set x to 2." in done["body"] and "<details>" in done["body"]
     log = sim.git(repo, "log", "--format=%P %an", "-1", "feature").split()
     assert log == [before, "codex-app[bot]"], "one new commit on top of the PR's head"
@@ -78,7 +67,7 @@ def test_a_fix_on_a_fork_pull_request_opens_a_draft_pr_over_a_copy_of_its_branch
     assert sim.git(repo, "diff", "--name-only", draft["base"], draft["head"]).split() == ["f.py"]
     assert "is in a fork" in draft["body"]
     assert sim.git(fork, "rev-parse", "patch").strip() == head, "the fork is untouched"
-    status_comment(system, repo, pull, "Draft PR ready")
+    system.status_comment(repo, pull, "Draft PR ready")
 
 
 def test_a_second_run_sees_only_the_review_comments_made_since_the_first(
@@ -99,7 +88,7 @@ def test_a_second_run_sees_only_the_review_comments_made_since_the_first(
         assert system.deliver("issue_comment", payload) == 202
 
     ask("round one")
-    status_comment(system, repo, pull, "Pushed to `tweak`")
+    system.status_comment(repo, pull, "Pushed to `tweak`")
     time.sleep(1.1)  # GitHub's timestamps have whole seconds: the next remark is a second later
     sim.add_review_comment(repo, pull, "second remark: keep it tidy", "bob", "f.py", 1)
     ask("round two")

@@ -7,8 +7,8 @@ import asyncio
 from arq.constants import in_progress_key_prefix
 
 from app import queue
-from app.settings import Settings
 from app.tasks import Task
+from tests.harness import queue_settings
 
 
 def task(number: int) -> Task:
@@ -16,16 +16,9 @@ def task(number: int) -> Task:
                 trigger=f"label:d-{number}", delivery_id=f"d-{number}")  # fmt: skip
 
 
-def settings(redis_url: str) -> Settings:
-    return Settings(
-        app_id=1, private_key="unused", webhook_secret="unused-in-this-test-42",
-        openai_api_key="sk-unused", redis_url=redis_url,
-    )  # fmt: skip
-
-
 def test_positions_count_the_tasks_waiting_ahead_not_the_running_ones(redis_url: str) -> None:
     async def scenario() -> list[int | None]:
-        redis = await queue.connect(settings(redis_url.replace("/0", "/5")))
+        redis = await queue.connect(queue_settings(redis_url.replace("/0", "/5")))
         try:
             await redis.flushdb()
             tasks = [task(n) for n in range(1, 5)]

@@ -21,7 +21,9 @@ from arq.worker import Worker, func
 from app import queue
 from app.settings import Settings
 from app.tasks import deserialize, serialize
-from tests.conftest import (
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI
+from tests.harness import (
     WEBHOOK_SECRET,
     Service,
     service_env,
@@ -29,8 +31,6 @@ from tests.conftest import (
     start_redis,
     wait_for,
 )
-from tests.fakes.github import GitHubSim
-from tests.fakes.openai import ScriptedOpenAI
 from tests.relay import Relay
 
 REPO = "octo-org/redis-faults"

@@ -9,7 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import SANDBOX_IMAGE
+from tests.harness import SANDBOX_IMAGE
 from worker.sandbox import disk
 from worker.sandbox.containers import DockerSandbox, open_sandbox
 from worker.sandbox.spec import SandboxError, SandboxSpec

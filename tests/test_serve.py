@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port, service_env
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI
+from tests.harness import ROOT, free_port, service_env
 
 
 class Serve:

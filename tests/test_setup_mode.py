@@ -13,7 +13,6 @@ import json
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -21,35 +20,19 @@ import httpx
 import pytest
 import yaml
 
-from tests.conftest import (
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI
+from tests.harness import (
     ROOT,
+    Form,
     Service,
     service_env,
     start_app,
     start_redis,
     wait_for,
 )
-from tests.fakes.github import GitHubSim
-from tests.fakes.openai import ScriptedOpenAI
 
 EXISTING_ENV = "# my settings\nTRIGGER_LABEL=codex\nOPENAI_API_KEY=sk-kept-as-it-was\n"
-
-
-class Form(HTMLParser):
-    """The setup page's form: where it posts and its fields."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action = ""
-        self.method = ""
-        self.fields: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self.action, self.method = found["action"], found["method"]
-        elif tag == "input":
-            self.fields[found["name"]] = found["value"]
 
 
 @dataclass

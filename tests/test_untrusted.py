@@ -9,10 +9,9 @@ import html
 import re
 import time
 
-import cmarkgfm
 import pytest
-from cmarkgfm.cmark import Options
 
+from tests.markdown import render
 from worker.redact import Redactor
 from worker.report.markdown import safe_line, safe_markdown
 from worker.report.prbody import Report, render_pr_body
@@ -50,14 +49,6 @@ CLOSING = re.compile(
     r"((?:[\w.-]+/[\w.-]+)?#\d+|GH-\d+|https?://\S+/(?:issues|pull)/\d+)",
     re.IGNORECASE,
 )
-
-
-def render(markdown: str) -> str:
-    """HTML as GitHub's parser makes it, before GitHub's sanitizer: raw HTML is kept."""
-    page: str = cmarkgfm.github_flavored_markdown_to_html(
-        markdown, options=Options.CMARK_OPT_UNSAFE
-    )
-    return page
 
 
 def text_of(page: str) -> str:

@@ -12,8 +12,8 @@ from starlette.testclient import TestClient
 
 from app.main import app
 from app.settings import get_settings
-from tests.conftest import WEBHOOK_SECRET
 from tests.fakes.github import GitHubSim, sign
+from tests.harness import WEBHOOK_SECRET
 
 REPO = "octo-org/webhooks"
 

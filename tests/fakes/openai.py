@@ -5,12 +5,16 @@ Speaks the Responses API (`POST /v1/responses`) and Chat Completions
 it. A test registers a script (a list of turns) under a text that identifies its conversation;
 each request is answered with the next turn of the matching script, the turn being derived from
 the request itself (the ids of earlier calls it carries), so the server keeps no session state.
+Inside `owned_by(test)` (the conftest enters it around every test that uses the session's
+server) a script belongs to that test: no other test's requests are answered from it, and it is
+dropped when the test ends, so two tests may script the same text.
 Faults are injected per request, in arrival order: an error status (with `Retry-After`), a
 reply that comes late (to play a timeout), or a body that is not JSON.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -52,6 +56,8 @@ class Script:
     match: tuple[str, ...]
     """Every one of these must appear in the conversation's opening."""
     turns: list[Turn]
+    owner: str | None = None
+    """The test that registered it; None for a script every conversation may use."""
 
     def matches(self, opening: str) -> bool:
         return all(part in opening for part in self.match)
@@ -79,6 +85,8 @@ class ScriptedOpenAI:
     requests: list[dict[str, Any]] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    owner: str | None = None
+    """The test now running, whose scripts (and the unowned ones) answer requests."""
 
     def __post_init__(self) -> None:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -98,10 +106,24 @@ class ScriptedOpenAI:
 
     def script(self, match: str | tuple[str, ...], turns: Sequence[Turn]) -> None:
         """Answer conversations whose instructions or first message contain `match` (every
-        part of it, for a tuple: e.g. a title and `attempt 2 of 3`). The first script
-        registered that matches wins."""
+        part of it, for a tuple: e.g. a title and `attempt 2 of 3`). Of the scripts the
+        current test may use, the first registered that matches wins."""
+        parts = (match,) if isinstance(match, str) else match
         with self.lock:
-            self.scripts.append(Script((match,) if isinstance(match, str) else match, list(turns)))
+            self.scripts.append(Script(parts, list(turns), self.owner))
+
+    @contextlib.contextmanager
+    def owned_by(self, test: str) -> Iterator[None]:
+        """Scripts registered inside belong to `test`: only requests arriving inside are
+        answered from them, and they are unregistered when it ends."""
+        with self.lock:
+            self.owner = test
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.scripts = [s for s in self.scripts if s.owner != test]
+                self.owner = None
 
     def fail(self, status: int, times: int = 1, *, retry_after: float | None = None) -> None:
         """The next `times` requests get `status` with an OpenAI-style error body."""
@@ -123,9 +145,17 @@ class ScriptedOpenAI:
         """The requests of conversations that matched `match`, in order."""
         return (r for r in list(self.requests) if match in _opening(r))
 
+    def tool_outputs(self, match: str) -> list[str]:
+        """The tool outputs the last request of the conversation `match` sent back."""
+        requests = list(self.conversation(match))
+        items: list[dict[str, Any]] = requests[-1]["input"] if requests else []
+        return [str(i["output"]) for i in items if i.get("type") == "function_call_output"]
+
     def find(self, body: dict[str, Any]) -> Script | None:
         opening = _opening(body)
-        return next((s for s in self.scripts if s.matches(opening)), None)
+        with self.lock:
+            usable = [s for s in self.scripts if s.owner in (None, self.owner)]
+        return next((s for s in usable if s.matches(opening)), None)
 
 
 def _opening(body: dict[str, Any]) -> str:
