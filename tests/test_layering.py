@@ -1,7 +1,9 @@
-"""The receiver stays small, and the test suite's `system` marker means what it says."""
+"""The receiver stays small, the test suite's `system` marker means what it says, and test
+modules share helpers through named modules (tests/harness.py, tests/repos.py), never each other."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +56,45 @@ def test_the_report_package_imports_no_sandbox_code() -> None:
     for path in (ROOT / "worker" / "report").glob("*.py"):
         imports = [line for line in path.read_text().splitlines() if "import" in line]
         assert not [line for line in imports if "sandbox" in line or "docker" in line], path
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The modules `path` imports, as absolute names (`from x import y` also counts `x.y`)."""
+    package = list(path.relative_to(ROOT).parent.parts)
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            names |= {module, *(f"{module}.{alias.name}" for alias in node.names)}
+    return names
+
+
+def test_no_test_module_imports_another() -> None:
+    """A test module is collected, not imported: helpers two test files share live in a module
+    named for what it holds, so running one file never collects another's tests."""
+    offenders = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in sorted(ROOT.glob("tests/**/*.py"))
+        for name in imported_modules(path)
+        if name.startswith("tests.test_")
+    }
+    assert offenders == set()
+    seen = imported_modules(ROOT / "tests" / "test_triggers.py")
+    assert "tests.harness.System" in seen, "the check sees what a test module imports"
+
+
+def test_benchmarks_import_the_harness_never_the_conftest() -> None:
+    """`bench/` starts the system the way the tests do, through tests/harness.py; the conftest
+    is pytest's (fixtures and hooks), and nothing imports it."""
+    everything = sorted([*ROOT.glob("bench/**/*.py"), *ROOT.glob("tests/**/*.py")])
+    offenders = {
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in everything
+        for name in imported_modules(path)
+        if name == "tests.conftest" or name.startswith("tests.conftest.") or name == "conftest"
+    }
+    assert offenders == set()
+    assert any("tests.harness" in imported_modules(path) for path in ROOT.glob("bench/*.py"))
