@@ -28,7 +28,9 @@ import docker
 import redis
 from arq.constants import default_queue_name, health_check_key_suffix
 
-from tests.conftest import (
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI
+from tests.harness import (
     SANDBOX_IMAGE,
     WEBHOOK_SECRET,
     Service,
@@ -39,8 +41,6 @@ from tests.conftest import (
     start_worker,
     wait_for,
 )
-from tests.fakes.github import GitHubSim
-from tests.fakes.openai import ScriptedOpenAI
 
 HEALTH_CHECK = default_queue_name + health_check_key_suffix
 """arq writes it once a worker's `on_startup` is done."""

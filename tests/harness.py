@@ -9,6 +9,7 @@ CI (`CI=true`), so a green run there always means the real parts ran.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -17,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -25,7 +26,9 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
+from arq.connections import ArqRedis
 
+from app import queue
 from app.settings import Settings
 from tests.fakes.github import GitHubSim
 from tests.fakes.internet import Internet
@@ -283,6 +286,22 @@ def queue_settings(redis_url: str) -> Settings:
         app_id=1, private_key="unused", webhook_secret="unused-in-this-test-42",
         openai_api_key="sk-unused", redis_url=redis_url,
     )  # fmt: skip
+
+
+def redis_scenario(redis_url: str, scenario: Callable[[ArqRedis], Awaitable[T]]) -> T:
+    """Run `scenario` on the queue's connection to an emptied database of `redis_url` (db 6, kept
+    apart from the running system's), and empty it again afterwards."""
+
+    async def wrapped() -> T:
+        redis = await queue.connect(queue_settings(redis_url.replace("/0", "/6")))
+        try:
+            await redis.flushdb()
+            return await scenario(redis)
+        finally:
+            await redis.flushdb()
+            await redis.aclose()
+
+    return asyncio.run(wrapped())
 
 
 def model_settings(fake: ScriptedOpenAI, api: str = "responses", **overrides: Any) -> Settings:

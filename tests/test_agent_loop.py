@@ -15,8 +15,9 @@ import pytest
 from tests.fakes.openai import Call, ScriptedOpenAI, Turn, finish, shell
 from tests.harness import model_settings
 from tests.local_sandbox import LocalSandbox
-from worker.agent.loop import NUDGE, Agent, Limits, Outcome
+from worker.agent.loop import NUDGE, Agent, Outcome
 from worker.model.backends import build_model, openai_client
+from worker.repoconfig import LimitsConfig, limits_for
 from worker.report.worklog import WorkLog
 
 CALC = "def add(a, b):\n    return a - b\n"
@@ -46,10 +47,11 @@ def run(
     fake: ScriptedOpenAI,
     root: Path,
     turns: list[Turn],
-    limits: Limits | None = None,
+    limits: LimitsConfig | None = None,
     api: str = "responses",
 ) -> tuple[Outcome, WorkLog]:
-    """Script `turns` for the task, run the agent on `root` to its end, and what it left."""
+    """Script `turns` for the task, run the agent on `root` to its end under the server's
+    default limits tightened by the repository's `limits`, and what it left."""
     fake.script(TASK, turns)
     worklog = WorkLog()
 
@@ -57,7 +59,8 @@ def run(
         config = model_settings(fake, api)
         async with openai_client(config) as client:
             conversation = build_model(config, client).start("Be careful.", TASK)
-            agent = Agent(LocalSandbox(root), worklog, limits or Limits(), "octo/loop#1")
+            tightened = limits_for(config, limits or LimitsConfig())
+            agent = Agent(LocalSandbox(root), worklog, tightened, "octo/loop#1")
             return await agent.run(conversation)
 
     return asyncio.run(main()), worklog
@@ -92,7 +95,7 @@ def test_a_run_edits_the_checkout_and_finishes_with_the_models_summary(
 
 
 def test_the_step_limit_stops_the_run_with_its_reason(fake: ScriptedOpenAI, checkout: Path) -> None:
-    outcome, worklog = run(fake, checkout, [[shell("ls")]] * 10, Limits(max_steps=3))
+    outcome, worklog = run(fake, checkout, [[shell("ls")]] * 10, LimitsConfig(steps=3))
 
     assert outcome.stop_reason == "the step limit (3 steps) was reached at step 3"
     assert (outcome.summary, outcome.steps, outcome.model_failed) == ("", 3, False)

@@ -12,11 +12,10 @@ from arq.connections import ArqRedis
 
 from app.keys import alive_key
 from app.tasks import Task
-from tests.conftest import wait_for
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI, finish, shell
 from tests.fleet import fleet
-from tests.test_heartbeat import run
+from tests.harness import redis_scenario, wait_for
 from worker import caps
 from worker.caps import Caps, Wait
 
@@ -55,7 +54,7 @@ def test_twelve_tasks_racing_for_two_slots_get_exactly_two(redis_url: str) -> No
         answers = await asyncio.gather(*(caps.take(redis, one, Caps(2, 0)) for one in tasks))
         return len([a for a in answers if a is None]), [a for a in answers if a is not None]
 
-    found = run(redis_url, scenario)
+    found = redis_scenario(redis_url, scenario)
     assert isinstance(found, tuple)
     admitted, waits = found
     assert admitted == 2
@@ -78,7 +77,7 @@ def test_a_slot_frees_when_its_task_ends_or_its_worker_dies(redis_url: str) -> N
         seen.append(await caps.take(redis, third, limit))
         return seen
 
-    assert run(redis_url, scenario) == [
+    assert redis_scenario(redis_url, scenario) == [
         None,
         Wait("repository", 1, 1),
         None,  # another repository: its own slot

@@ -13,7 +13,7 @@ import pytest
 from githubkit.exception import RequestError, RequestFailed
 from githubkit.response import Response
 
-from tests.conftest import free_port
+from tests.harness import free_port
 from worker import errors
 from worker.repoconfig import ConfigError
 from worker.report.markdown import safe_markdown

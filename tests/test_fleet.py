@@ -22,10 +22,10 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.conftest import Service, wait_for
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI, finish, shell
 from tests.fleet import fleet, second_engine
+from tests.harness import Service, wait_for
 from worker.reaper import FLEET_LABEL, WORKER_LABEL, fleet_of
 
 pytestmark = pytest.mark.system

@@ -16,7 +16,7 @@ from arq.constants import in_progress_key_prefix, job_key_prefix, retry_key_pref
 from app import queue, status
 from app.keys import ALIVE_TTL, alive_key
 from app.tasks import Task, TaskStatus
-from tests.harness import queue_settings
+from tests.harness import redis_scenario
 from worker.heartbeat import Heartbeat
 from worker.report import outcome
 
@@ -32,19 +32,6 @@ async def started(redis: ArqRedis, one: Task, seconds_ago: float) -> None:
     """As arq's `start_jobs` does, `seconds_ago`."""
     left = IN_PROGRESS_MS - int(seconds_ago * 1000)
     await redis.psetex(in_progress_key_prefix + one.job_id, left, b"1")
-
-
-def run(redis_url: str, scenario: object) -> object:
-    async def wrapped() -> object:
-        redis = await queue.connect(queue_settings(redis_url.replace("/0", "/6")))
-        try:
-            await redis.flushdb()
-            return await scenario(redis)  # type: ignore[operator]
-        finally:
-            await redis.flushdb()
-            await redis.aclose()
-
-    return asyncio.run(wrapped())
 
 
 def beats(redis: ArqRedis, given_up: list[tuple[str, int]]) -> Heartbeat:
@@ -68,7 +55,7 @@ def test_only_a_task_whose_worker_is_gone_is_started_again(redis_url: str) -> No
         return [bool(await redis.exists(in_progress_key_prefix + o.job_id)) for o in (dead,
                 fresh, live)]  # fmt: skip
 
-    assert run(redis_url, scenario) == [False, True, True]
+    assert redis_scenario(redis_url, scenario) == [False, True, True]
 
 
 def test_a_task_out_of_tries_gets_one_final_word_from_two_janitors(redis_url: str) -> None:
@@ -82,7 +69,7 @@ def test_a_task_out_of_tries_gets_one_final_word_from_two_janitors(redis_url: st
             await beats(redis, given_up).sweep()
         return given_up
 
-    assert run(redis_url, scenario) == [(task(4).job_id, 3)]
+    assert redis_scenario(redis_url, scenario) == [(task(4).job_id, 3)]
 
 
 def test_the_issue_lock_lasts_while_the_task_is_alive_and_not_after(redis_url: str) -> None:
@@ -99,7 +86,7 @@ def test_the_issue_lock_lasts_while_the_task_is_alive_and_not_after(redis_url: s
             seen.append(await queue.active(redis, one.thread) is None)
         return seen
 
-    assert run(redis_url, scenario) == [True, True]
+    assert redis_scenario(redis_url, scenario) == [True, True]
 
 
 def test_a_new_try_moves_the_status_back_and_an_old_try_is_ignored(redis_url: str) -> None:
@@ -116,7 +103,7 @@ def test_a_new_try_moves_the_status_back_and_an_old_try_is_ignored(redis_url: st
         seen.append((await status.current(redis, job) or {})["text"])
         return seen
 
-    assert run(redis_url, scenario) == [
+    assert redis_scenario(redis_url, scenario) == [
         "resuming, try 2",
         "resuming, try 2",
         "cancelled by the app",
