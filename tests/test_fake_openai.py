@@ -3,7 +3,8 @@
 The session's server (`openai_fake`, behind the app and the worker) is shared by every test; a
 script one test registers must never answer another test's conversation, even one that opens
 with the same text, and is gone when its test ends. The first two tests script the same prompt
-with different answers: before scripts were scoped, the second got the first one's answer.
+with different answers: before scripts were scoped, the second got the first one's answer
+(and saw the first one's request).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def ask(fake: ScriptedOpenAI, prompt: str = PROMPT) -> str:
 def test_a_script_answers_the_test_that_registered_it(openai_fake: ScriptedOpenAI) -> None:
     openai_fake.script(PROMPT, ["the first test's answer"])
     assert ask(openai_fake) == "the first test's answer"
+    assert len(list(openai_fake.conversation(PROMPT))) == 1
 
 
 def test_a_later_test_scripting_the_same_prompt_gets_its_own_answer(
@@ -32,6 +34,7 @@ def test_a_later_test_scripting_the_same_prompt_gets_its_own_answer(
 ) -> None:
     openai_fake.script(PROMPT, ["the second test's answer"])
     assert ask(openai_fake) == "the second test's answer"
+    assert len(list(openai_fake.conversation(PROMPT))) == 1, "the first test's request is its own"
 
 
 def test_a_test_that_scripts_nothing_is_answered_from_no_other_tests_script(

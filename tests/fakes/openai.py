@@ -7,7 +7,8 @@ each request is answered with the next turn of the matching script, the turn bei
 the request itself (the ids of earlier calls it carries), so the server keeps no session state.
 Inside `owned_by(test)` (the conftest enters it around every test that uses the session's
 server) a script belongs to that test: no other test's requests are answered from it, and it is
-dropped when the test ends, so two tests may script the same text.
+dropped when the test ends, so two tests may script the same text; `conversation` there shows
+only the requests that arrived during the test.
 Faults are injected per request, in arrival order: an error status (with `Retry-After`), a
 reply that comes late (to play a timeout), or a body that is not JSON.
 """
@@ -83,6 +84,8 @@ class ScriptedOpenAI:
     api_key: str = "sk-test-" + "0" * 32
     scripts: list[Script] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    arrived_for: list[str | None] = field(default_factory=list)
+    """The owner at the time each of `requests` arrived."""
     faults: list[Fault] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     owner: str | None = None
@@ -142,8 +145,12 @@ class ScriptedOpenAI:
             self.faults += [fault] * times
 
     def conversation(self, match: str) -> Iterator[dict[str, Any]]:
-        """The requests of conversations that matched `match`, in order."""
-        return (r for r in list(self.requests) if match in _opening(r))
+        """The requests of conversations that matched `match`, in order; inside `owned_by`
+        only those that arrived during it."""
+        with self.lock:
+            pairs = list(zip(self.arrived_for, self.requests, strict=True))
+            owner = self.owner
+        return (r for o, r in pairs if (owner is None or o == owner) and match in _opening(r))
 
     def tool_outputs(self, match: str) -> list[str]:
         """The tool outputs the last request of the conversation `match` sent back."""
@@ -336,6 +343,7 @@ def _handler(fake: ScriptedOpenAI) -> type[BaseHTTPRequestHandler]:
             body = json.loads(self.rfile.read(length) or b"{}")
             with fake.lock:
                 fake.requests.append(body)
+                fake.arrived_for.append(fake.owner)
                 fault = fake.faults.pop(0) if fake.faults else None
             if self.headers.get("Authorization") != f"Bearer {fake.api_key}":
                 return self.error(401, "Incorrect API key provided.")
