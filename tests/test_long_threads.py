@@ -16,7 +16,7 @@ LONG = " ".join(["filler"] * 500)
 
 
 def new_repo(system: System) -> str:
-    """A repository of this module's own. Request logs are shared by the whole run:
+    """A repository of this module's own. The GitHub simulator's request log is shared by the run:
     the texts here must not contain another test's match strings or logins."""
     repo = f"octo-org/long-{RUN}-{next(counter)}"
     system.github.create_repo(repo, {"README.md": "# hello\n", "app.py": "VERSION = 1\n"})
