@@ -62,6 +62,15 @@ def wait_for(check: Callable[[], T | None], timeout: float, what: str) -> T:
         time.sleep(0.05)
 
 
+async def wait_async(check: Callable[[], object], what: str, timeout: float = 20) -> None:
+    """`wait_for` inside an event loop: poll `check` without blocking the loop."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -18,9 +18,8 @@ from arq.worker import Worker, func
 from app import queue
 from app.keys import worker_key
 from app.tasks import deserialize, serialize
+from tests.harness import queue_settings, wait_async
 from tests.relay import engine_relay
-from tests.test_queue import settings
-from tests.test_redis_faults import wait_async
 from worker.enginewatch import BACKOFF_CAP, PING_EVERY, EngineWatch, next_ping
 from worker.heartbeat import Heartbeat
 
@@ -47,9 +46,9 @@ def test_a_worker_whose_engine_is_gone_takes_no_job_until_the_engine_answers(
 
     async def scenario() -> None:
         url = redis_url.replace("/0", "/7")
-        redis = await queue.connect(settings(url))
+        redis = await queue.connect(queue_settings(url))
         await redis.flushdb()
-        options = queue.redis_settings(settings(url))
+        options = queue.redis_settings(queue_settings(url))
         worker = Worker(functions=[func(count, name="count")], job_serializer=serialize,
                         job_deserializer=deserialize, redis_settings=options, poll_delay=0.05,
                         handle_signals=False, max_jobs=2)  # fmt: skip

@@ -148,4 +148,4 @@ def test_a_task_whose_job_is_gone_is_ended_once_and_its_issue_freed(redis_url: s
         again = Task(**(gone.dump() | {"trigger": "label:hb-7-again"}))
         assert (await queue.submit(redis, again, active_ttl=600)).outcome == "queued"
 
-    run(redis_url, scenario)
+    redis_scenario(redis_url, scenario)

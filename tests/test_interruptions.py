@@ -21,7 +21,9 @@ from typing import Any
 import docker
 import redis
 
-from tests.conftest import (
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI, finish, shell
+from tests.harness import (
     WEBHOOK_SECRET,
     Service,
     service_env,
@@ -30,8 +32,6 @@ from tests.conftest import (
     start_worker,
     wait_for,
 )
-from tests.fakes.github import GitHubSim
-from tests.fakes.openai import ScriptedOpenAI, finish, shell
 from tests.relay import engine_relay
 from worker.reaper import FLEET_LABEL, fleet_of
 

@@ -29,6 +29,7 @@ from tests.harness import (
     service_env,
     start_app,
     start_redis,
+    wait_async,
     wait_for,
 )
 from tests.relay import Relay
@@ -172,11 +173,3 @@ def test_the_worker_poll_loop_survives_a_short_redis_outage(backend: tuple[str, 
             await client.aclose()
 
     asyncio.run(scenario())
-
-
-async def wait_async(check: Any, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
