@@ -8,6 +8,7 @@ import docker
 import pytest
 
 from tests.harness import free_port
+from worker import errors
 from worker.sandbox import engine
 
 
@@ -28,6 +29,9 @@ def test_an_engine_that_is_gone_is_named_with_what_to_check(
     assert f"DOCKER_HOST={address}" in text
     assert "Docker daemon runs" in text
     assert "Max retries" not in text and "HTTPConnectionPool" not in text
+    failure = errors.classify(caught.value, deadline_passed=False, task_timeout=600, inert=str)
+    assert isinstance(failure, errors.EngineUnavailable) and failure.transient, "retried later"
+    assert f"DOCKER_HOST={address}" in failure.explain()
 
 
 def test_an_engine_that_answers_is_not_blamed_for_a_missing_container(docker_ready: None) -> None:

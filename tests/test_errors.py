@@ -1,19 +1,16 @@
 """The error tree (`worker/errors.py`): what each real failure is called, what the person reads,
 and which ones are tried again, and when. Real exceptions: githubkit's from real httpx
-responses, docker-py's from an engine address nothing listens on."""
+responses (an engine nobody answers on is in `test_engine.py`)."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-import docker
 import httpx
-import pytest
 from githubkit.exception import RequestError, RequestFailed
 from githubkit.response import Response
 
-from tests.harness import free_port
 from worker import errors
 from worker.repoconfig import ConfigError
 from worker.report.markdown import safe_markdown
@@ -43,22 +40,6 @@ def test_github_5xx_and_unreachable_are_transient_and_4xx_is_not() -> None:
     denied = classify(github(403, "Resource not accessible by integration"))
     assert isinstance(denied, errors.GitHubRejected) and not denied.transient
     assert "Response(" not in denied.explain()
-
-
-def test_an_engine_nobody_answers_on_is_transient_and_named(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    address = f"tcp://127.0.0.1:{free_port()}"
-    monkeypatch.setenv("DOCKER_HOST", address)
-    client = docker.DockerClient(base_url=address, timeout=2, version="1.41")
-    try:
-        with pytest.raises(Exception) as caught:
-            client.containers.list()
-    finally:
-        client.close()
-    failure = classify(caught.value)
-    assert isinstance(failure, errors.EngineUnavailable) and failure.transient
-    assert address in failure.explain() and "Max retries" not in failure.explain()
 
 
 def test_only_the_tasks_own_deadline_is_blamed_on_the_task_limit() -> None:
