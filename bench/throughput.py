@@ -56,7 +56,12 @@ def _sample(
 
 
 def run_batch(
-    system: BenchSystem, slots: int, per_slot: int, think: int, workers: int = 1
+    system: BenchSystem,
+    slots: int,
+    per_slot: int,
+    think: int,
+    workers: int = 1,
+    kind: str = "throughput",
 ) -> Batch:
     """`per_slot` tasks for each of the `slots` of each of `workers` workers, labeled at once."""
     worker = system.start_worker(MAX_CONCURRENT_TASKS=str(slots))
@@ -66,9 +71,10 @@ def run_batch(
     with Peak(lambda: {"worker": rss_mb(pid)}) as idle:
         time.sleep(IDLE_WINDOW)
     name = f"{workers}x{slots}" if workers > 1 else str(slots)
-    repo = system.create_repo(f"throughput-{name}", FILES)
+    name = f"{kind}-{name}"  # one repository per batch, whichever benchmarks run together
+    repo = system.create_repo(name, FILES)
     count = per_slot * slots * workers
-    deliveries = [f"throughput-{name}-{i}" for i in range(count)]
+    deliveries = [f"{name}-{i}" for i in range(count)]
     numbers = [
         system.new_issue(
             repo,
@@ -135,7 +141,7 @@ def bench_workers(system: BenchSystem, slots: int, per_slot: int, think: int) ->
     batches = []
     for workers in (1, 2):
         progress(f"throughput: {per_slot * slots * workers} tasks on {workers} worker(s)")
-        batches.append(run_batch(system, slots, per_slot, think, workers))
+        batches.append(run_batch(system, slots, per_slot, think, workers, kind="workers"))
     one, two = batches
     scale = two.per_minute / one.per_minute
     rows = [
