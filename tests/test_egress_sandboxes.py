@@ -24,7 +24,9 @@ from tests.fakes.internet import Internet
 from worker.egress.service import Egress
 from worker.repoconfig import NetworkConfig
 from worker.report.worklog import WorkLog
-from worker.sandbox.containers import DockerSandbox, SandboxSpec, open_sandbox, removals_settled
+from worker.sandbox.containers import DockerSandbox, open_sandbox
+from worker.sandbox.removal import removals_settled
+from worker.sandbox.spec import SandboxSpec
 
 pytestmark = pytest.mark.system
 
