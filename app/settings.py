@@ -191,6 +191,10 @@ class Settings(SetupSettings):
     23.0.11, 24.x, 25.0.0-25.0.3; Debian 12's Docker package is 20.10), which the worker otherwise
     refuses. The CVE forwards DNS out of the internal egress network only when the host's
     resolver is on loopback: set this when it is not, or until the engine is upgraded."""
+    network_check_interval: float = Field(default=300.0, ge=0)
+    """Seconds between runs of the firewall self-test after the one at start-up
+    (`NETWORK_CHECK_INTERVAL`; 0: at start-up only): a firewall flushed while the worker runs
+    turns network modes off within this long, and a fixed one back on."""
 
     egress_presets: dict[str, list[str]] = Field(default_factory=dict)
     """Allowlist presets as JSON, name → host patterns, e.g. `{"internal-registries":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from worker.egress.probe import Findings
-from worker.egress.selftest import Plan, engine_affected, judge
+from worker.egress.verdict import Plan, engine_affected, judge
 
 FIXED = "26.1.4"
 PLAN = Plan(

@@ -15,7 +15,7 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +31,8 @@ from tests.harness import SANDBOX_IMAGE, System, wait_for
 from tests.repos import env_repo
 from worker.egress import probe as netprobe
 from worker.egress.probe import Findings, Probe
-from worker.egress.selftest import NetworkCheck, Verdict, engine_affected
+from worker.egress.selftest import NetworkCheck
+from worker.egress.verdict import Verdict, engine_affected
 from worker.sandbox.containers import open_sandbox
 from worker.sandbox.removal import removals_settled
 from worker.sandbox.spec import SandboxSpec
@@ -245,10 +246,10 @@ def test_the_worker_checks_its_firewall_at_start_and_finds_it_whole(system: Syst
 
 
 @contextlib.contextmanager
-def bare_network(*, internal: bool = False) -> Iterator[tuple[str, str]]:
+def bare_network(*, internal: bool = False, name: str = "") -> Iterator[tuple[str, str]]:
     """A Docker network the firewall knows nothing about (its name and bridge), removed after."""
     engine = docker.from_env()
-    name = f"codex-nettest-{secrets.token_hex(3)}"
+    name = name or f"codex-nettest-{secrets.token_hex(3)}"
     bridge = f"cxt{secrets.token_hex(4)}"
     network = engine.networks.create(
         name, driver="bridge", internal=internal, labels={"codex.test": "1"},
@@ -257,19 +258,32 @@ def bare_network(*, internal: bool = False) -> Iterator[tuple[str, str]]:
     try:
         yield name, bridge
     finally:
-        for container in engine.containers.list(all=True, filters={"network": name}):
-            container.remove(force=True)
-        network.remove()
+        deadline = time.monotonic() + 30
+        while True:  # a probe of a self-test still running may attach meanwhile: again
+            for container in engine.containers.list(all=True, filters={"network": name}):
+                with contextlib.suppress(docker.errors.NotFound):
+                    container.remove(force=True)
+            try:
+                network.remove()
+                break
+            except docker.errors.APIError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         engine.close()
 
 
-def self_test(setup_network: str, egress_network: str, **overrides: Any) -> Verdict:
+def selftest_settings(setup_network: str, egress_network: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "app_id": 1, "private_key": "unused", "webhook_secret": "a-real-secret-value",
         "openai_api_key": "a-real-key-value", "sandbox_image": SANDBOX_IMAGE,
         "sandbox_network": setup_network, "egress_network": egress_network,
     }  # fmt: skip
-    settings = Settings(**(values | overrides))
+    return Settings(**(values | overrides))
+
+
+def self_test(setup_network: str, egress_network: str, **overrides: Any) -> Verdict:
+    settings = selftest_settings(setup_network, egress_network, **overrides)
 
     async def check() -> Verdict:
         engine = docker.from_env()
@@ -323,6 +337,53 @@ def test_a_self_test_that_cannot_run_refuses_network_modes(docker_ready: None) -
     for problem, network in ((verdict.setup, "codex-setup"), (verdict.egress, "codex-egress")):
         assert problem is not None, verdict
         assert f"the network self-test could not run (the probe on {network!r}: " in problem
+
+
+async def _until(
+    network: NetworkCheck, mode: str, done: Callable[[str | None], bool], what: str
+) -> str | None:
+    deadline = time.monotonic() + 60
+    while not done(problem := await network.problem_for(mode)):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; still {problem!r}"
+        await asyncio.sleep(0.2)
+    return problem
+
+
+@pytest.mark.system
+def test_the_self_test_reruns_so_a_firewall_missing_under_a_running_worker_turns_network_off(
+    docker_ready: None,
+) -> None:
+    """The setup network's firewall goes missing while the worker runs (a network the firewall
+    script never configured appears under the setup network's name), then the hole is gone: the
+    periodic rerun refuses setup's network with the start-up status, then allows it again."""
+    name = f"codex-nettest-{secrets.token_hex(3)}"
+    settings = selftest_settings(
+        name, "codex-egress", allow_vulnerable_engine=True, network_check_interval=0.5
+    )
+    firewall = "the sandbox firewall is missing or incomplete (run deploy/docker/sandbox-network.sh"
+    refused = (
+        f"network for setup is off on this worker: {firewall} as root): a setup sandbox reached "
+        "a service on this host"
+    )
+
+    async def check() -> None:
+        engine = docker.from_env()
+        network = NetworkCheck.start(settings, engine, proxy_running=False)
+        try:
+            assert await network.problem_for("setup") is None  # no such network: no hole yet
+            with bare_network(name=name):
+                runs = network.runs
+                problem = await _until(network, "setup", bool, "the rerun to refuse setup")
+                assert problem == refused
+                assert network.runs > runs, "refused by a rerun, not by the start-up test"
+                assert await network.problem_for("allowlist") is None  # the egress side holds
+            await _until(network, "setup", lambda p: p is None, "the rerun to allow setup")
+        finally:
+            await network.close()
+            await removals_settled()
+            engine.close()
+
+    asyncio.run(check())
 
 
 IPV6_ATTACK = """\

@@ -19,6 +19,7 @@ from app.tasks import TaskStatus
 from worker import change, ranking, setup
 from worker.agent.loop import Agent, Limits, Outcome, Progress
 from worker.deps import Deps
+from worker.egress import phases
 from worker.errors import TaskFailed
 from worker.protocols import Sandbox
 from worker.redact import Redactor
@@ -128,18 +129,16 @@ async def run(job: Job, number: int, show: Show, progress: Progress) -> Attempt:
     deps, config = job.deps, job.config
     settings = deps.settings
     mode = config.network.agent
-    if job.runtime == "runsc" and mode != "off":
-        raise AttemptFailed(
-            "this server runs sandboxes under gVisor (`SANDBOX_RUNTIME=runsc`), which has no "
-            "network: use `network.agent: off`, or `runtime: runc`"
-        )
     deps.egress.require(mode)
-    if problem := await deps.network.problem_for(mode):
-        raise AttemptFailed(problem)
+    problem = await deps.network.problem_for(mode)
     env = await asyncio.shield(job.environment)
+    phase = phases.agent_phase(mode, job.runtime, problem, deps.egress.network,
+                               warm=env.warm, setup_network=env.network)  # fmt: skip
+    if phase.refused:
+        raise AttemptFailed(phase.refused)
+    network = phase.network
     worklog = WorkLog(steps=list(env.steps), notes=list(env.notes))
     label = f"{job.label}/{number}"
-    network = env.network if env.warm else deps.egress.network if mode != "off" else None
     spec = setup.sandbox_spec(settings, env.image, network, config, label, job.runtime)
     checker = None
     try:

@@ -25,6 +25,7 @@ from app.github import CONFIG_PATH
 from app.settings import Settings
 from app.tasks import TaskStatus
 from worker import repoconfig
+from worker.egress import phases
 from worker.egress.selftest import NetworkCheck
 from worker.errors import TaskFailed
 from worker.protocols import Sandbox
@@ -121,18 +122,15 @@ class SetupJob:
 
 
 async def setup_network(job: SetupJob, notes: list[str]) -> str | None:
-    network = job.settings.sandbox_network or None
-    if network is None:
-        return None
-    if job.runtime == "runsc":
-        notes.append("setup ran without network: gVisor (runsc) sandboxes have none")
-        return None
-    if not await network_exists(job.cache.client, network):
-        notes.append(f"setup ran without network: no Docker network {network!r}")
-        return None
-    if problem := await job.network.problem_for("setup"):
-        raise SetupFailed(problem)
-    return network
+    configured, exists = job.settings.sandbox_network or None, False
+    if configured is not None and job.runtime != phases.RUNSC:
+        exists = await network_exists(job.cache.client, configured)
+    problem = await job.network.problem_for("setup") if exists else None
+    phase = phases.setup_phase(configured, job.runtime, exists, problem)
+    if phase.refused:
+        raise SetupFailed(phase.refused)
+    notes += [phase.note] if phase.note else []
+    return phase.network
 
 
 async def prepare(job: SetupJob, checkout: Path, show: Show) -> Environment:

@@ -128,9 +128,11 @@ class Side:
         self._head = b""
         self._held = b""
 
-    async def next_event(self, timeout: float) -> object:
+    async def next_event(self, timeout: float, *, whole: bool = False) -> object:
         """The next event; a request head is checked by `check_head` first. `timeout` is the
-        idle limit: it only fires once no byte moved on this side's exchange for that long."""
+        idle limit: it only fires once no byte moved on this side's exchange for that long;
+        `whole`: it bounds the whole event however its bytes drip in (a request head)."""
+        deadline = asyncio.get_running_loop().time() + timeout if whole else None
         while True:
             if self.h11.our_role is h11.SERVER and self.h11.their_state is h11.IDLE:
                 buffered = self.h11.trailing_data[0]
@@ -146,7 +148,7 @@ class Side:
                 raise Malformed(status, f"malformed request: {error}", self.first_line) from None
             if event is not h11.NEED_DATA:
                 return event
-            self.h11.receive_data(await self._read(timeout))
+            self.h11.receive_data(await self._read(timeout, deadline))
 
     def _host_for_connect(self, buffered: bytes) -> None:
         """h11 requires Host in HTTP/1.1; a CONNECT names its host in the target, and clients
@@ -166,12 +168,13 @@ class Side:
         """The first line of the last request head as received, for the log."""
         return printable(self._head[:512].split(b"\n", 1)[0].rstrip(b"\r"))
 
-    async def _read(self, timeout: float) -> bytes:
+    async def _read(self, timeout: float, deadline: float | None) -> bytes:
         while True:
+            wait = timeout if deadline is None else deadline - asyncio.get_running_loop().time()
             try:
-                return await within(self.streams.reader.read(CHUNK), timeout)
+                return await within(self.streams.reader.read(CHUNK), wait)
             except TimeoutError:
-                if time.monotonic() - self.traffic.last >= timeout:
+                if deadline is not None or time.monotonic() - self.traffic.last >= timeout:
                     raise
 
     async def send(

@@ -14,6 +14,7 @@ plain data and read in one place:
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping, Sequence
@@ -98,6 +99,7 @@ def canonical_ip(ip: str) -> str:
     return str(address)
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_host(host: str) -> str | None:
     """Lower-case `host` without its trailing dot; None unless it is a DNS name or IP literal."""
     host = host.strip().lower()
@@ -166,9 +168,11 @@ def decide_connect(policy: NetworkPolicy, host: str, port: int) -> Decision:
     return decide(policy, host, port, None)
 
 
+@functools.lru_cache(maxsize=4096)
 def decide(policy: NetworkPolicy, host: str, port: int, method: str | None) -> Decision:
     """An HTTP request to `host:port`; `method` None stands for a tunnel whose requests the proxy
-    cannot see, allowed only when the policy allows every method."""
+    cannot see, allowed only when the policy allows every method. Cached: a kept-alive client
+    asks the same question request after request (the arguments are all immutable)."""
     allowed_ports = {TUNNEL_PORT} if method is None else HTTP_PORTS
     if port not in allowed_ports:
         return Decision(False, f"port {port} is not allowed: HTTP on port 80, HTTPS on 443 only")

@@ -15,7 +15,6 @@ When stdin closes (the worker is gone), the proxy closes and the process ends.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import sys
@@ -61,7 +60,9 @@ def _proxy(config: dict[str, Any]) -> EgressProxy:
 
 def _recorder(ip: str) -> Any:
     def record(request: Request) -> None:
-        _emit({"event": "request", "ip": ip, "request": dataclasses.asdict(request)}, now=False)
+        # vars(), not dataclasses.asdict(): the fields are plain values, and asdict's deep copy
+        # was a tenth of the proxy's time per kept-alive request
+        _emit({"event": "request", "ip": ip, "request": vars(request)}, now=False)
 
     return record
 

@@ -173,8 +173,8 @@ class EgressProxy:
         outcome = Outcome("?", "", 0, None, False, reason)
         async with recording(peer, outcome):
             with contextlib.suppress(Refused, *http.RELAY_ERRORS):
-                async with asyncio.timeout(2.0):  # the head, to log it; not a slot to hold
-                    event = await peer.side.next_event(2.0)
+                # the head, to log it; not a slot to hold
+                event = await peer.side.next_event(2.0, whole=True)
                 if isinstance(event, h11.Request):
                     outcome.method = event.method.decode("latin-1")
                     outcome.path = http.printable(event.target)
@@ -183,9 +183,8 @@ class EgressProxy:
     async def _next_request(self, peer: Peer, timeout: float) -> h11.Request | None:
         """The next request on the connection, None once the client is done; a malformed one
         is answered, recorded with its raw first line, and ends the connection."""
-        try:
-            async with asyncio.timeout(timeout):  # for the whole head: no slow-loris drip
-                event = await peer.side.next_event(timeout)
+        try:  # the timeout is for the whole head: no slow-loris drip
+            event = await peer.side.next_event(timeout, whole=True)
         except Malformed as bad:
             outcome = Outcome("?", "", 0, bad.raw, False, bad.reason)
             async with recording(peer, outcome):
