@@ -19,8 +19,8 @@ import docker
 import pytest
 
 from app.settings import Settings
-from tests.conftest import SANDBOX_IMAGE
 from tests.fakes.internet import Internet
+from tests.harness import SANDBOX_IMAGE
 from worker.egress.service import Egress
 from worker.repoconfig import NetworkConfig
 from worker.report.worklog import WorkLog
