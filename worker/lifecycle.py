@@ -95,12 +95,14 @@ class TaskRun:
 
     async def run(self, work: Work) -> str:
         task = self.task
-        await self.tokens.current()
-        # Every try works in what is left of the task's deadline, counted from its first start.
-        left = self.settings.task_timeout - await self._since_first_start()
-        deadline = asyncio.timeout(max(left, 1.0))
+        deadline = asyncio.timeout(None)
         try:
             async with deadline:
+                # Every try works in what is left of the task's deadline, counted from its
+                # first start. A token GitHub would not mint is a failure like any other.
+                left = self.settings.task_timeout - await self._since_first_start()
+                deadline.reschedule(asyncio.get_running_loop().time() + max(left, 1.0))
+                await self.tokens.current()
                 await self.check_cancelled()
                 if not await access.may_start(self.redis, self.github, task.repo, task.sender):
                     # The refusal is its own reply (once per person and issue), not a status.
