@@ -17,7 +17,7 @@ Redis holds, why, and when it goes away.
 | `codex:alive:<job>` | the task's worker is alive | `ALIVE_TTL` |
 | `codex:worker:<id>` | a worker is alive, and takes tasks or not (why) | `WORKER_TTL` |
 | `codex:given-up:<job>` | one janitor writes a task's last word | `GIVEN_UP_TTL` |
-| `codex:started:<job>` | when the task's first try started (its deadline) | `while_running` |
+| `codex:started:<job>` | when the task's first try started (its deadline) | `STATUS_TTL` |
 | `codex:running:installation:<id>` | an installation's tasks holding a slot | members: `alive` |
 | `codex:running:repo:<owner/name>` | a repository's tasks holding a slot | members: `alive` |
 

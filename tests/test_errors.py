@@ -83,3 +83,16 @@ def test_a_transient_failure_waits_longer_each_try_and_never_past_the_deadline()
 def test_cancelled_is_not_a_failure() -> None:
     assert not issubclass(errors.Cancelled, errors.TaskError)
     assert issubclass(asyncio.CancelledError, BaseException)
+
+
+def test_a_phase_failure_quoting_a_repository_is_made_inert_once_when_shown() -> None:
+    from worker.setup import SetupFailed
+
+    # setup's output, shown in a fence, closes that fence and goes on as Markdown
+    output = "```\n@acme/everyone ![x](https://evil.example/p.png)\n```"
+    failure = classify(SetupFailed(f"setup exited 1:\n```\n{output}\n```"))
+    assert "@acme/everyone ![x](" in failure.explain(), "what the phase wrote"
+    shown = failure.told(inert)
+    assert "@acme/everyone" not in shown and "![x](" not in shown
+    made = classify(RuntimeError("@acme/everyone"))
+    assert made.told(inert) == made.explain(), "classify's own text is not made inert twice"

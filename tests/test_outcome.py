@@ -126,11 +126,12 @@ def test_nothing_to_publish_says_why_and_a_refused_change_fails() -> None:
 
 def test_a_transient_failure_reads_as_passing_and_a_permanent_one_asks_for_a_fix() -> None:
     down = errors.GitHubUnavailable("GitHub answered 502: Bad Gateway")
-    assert "This usually passes" in outcome.failed(down, tries=3)
-    assert "tried 3 times" in outcome.failed(down, tries=3)
+    told = down.told(str)
+    assert "This usually passes" in outcome.failed(down, told, tries=3)
+    assert "tried 3 times" in outcome.failed(down, told, tries=3)
     denied = errors.GitHubRejected("GitHub answered 403: Resource not accessible")
-    assert "Fix the cause" in outcome.failed(denied)
-    again = outcome.requeued(down, 30, 1, 3)
+    assert "Fix the cause" in outcome.failed(denied, denied.told(str))
+    again = outcome.requeued(told, 30, 1, 3)
     assert again == (
         "⏳ Re-queued: GitHub answered 502: Bad Gateway. The task runs again in 30 s, on any "
         "worker (try 2 of 3)."

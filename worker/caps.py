@@ -132,7 +132,13 @@ async def admit(ctx: dict[str, Any], task: Task) -> None:
     caps, redis = Caps.of(settings), ctx["redis"]
     if not caps.any or await queue.cancelled_by(redis, task.job_id):
         return  # a cancelled task starts, and ends at once saying so
-    wait = await take(redis, task, caps)
+    try:
+        wait = await take(redis, task, caps)
+    except Exception:  # contention past its tries, a Redis hiccup: ask again, as a wait would
+        log.warning("task %s: its slots could not be taken; asking again", task.job_id,
+                    exc_info=True)  # fmt: skip
+        await redis.decr(retry_key_prefix + task.job_id)
+        raise Retry(defer=settings.cap_recheck) from None
     if wait is None:
         return
     log.info("task %s: waits for a slot (%d of %d of its %s running)", task.job_id, wait.running,

@@ -36,10 +36,18 @@ class TaskError(Exception):
     """The task stopped; `str()` is the reason, written for the person who started it."""
 
     transient = False
+    inert = False
+    """True when the text was made inert as the error was made (`classify`); a `TaskFailed`
+    raised by a phase may quote a repository's output or config, so it is made inert when
+    shown (`told`)."""
 
     def explain(self) -> str:
         text = str(self).strip() or type(self).__name__
         return text if text.endswith((".", ")", "`")) else f"{text}."
+
+    def told(self, inert: Callable[[str], str]) -> str:
+        """`explain()` as the status comment shows it: inert, made so exactly once."""
+        return self.explain() if self.inert else inert(self.explain())
 
 
 class TaskFailed(TaskError):
@@ -47,6 +55,8 @@ class TaskFailed(TaskError):
 
 
 class TimeLimit(TaskError):
+    inert = True  # our words only
+
     def __init__(self, seconds: int) -> None:
         super().__init__(
             f"it took longer than the {seconds} s task limit. Narrow the request, or raise "
@@ -57,19 +67,26 @@ class TimeLimit(TaskError):
 class GitHubRejected(TaskError):
     """GitHub refused the request (4xx): waiting does not change its answer."""
 
+    inert = True  # made by `classify`, from text passed through `inert`
+
 
 class EngineFailed(TaskError):
     """The container engine answered with an error of its own (5xx)."""
 
+    inert = True
+
 
 class Unexpected(TaskError):
     """Anything no other class describes (a bug, usually), already redacted and made inert."""
+
+    inert = True
 
 
 class Transient(TaskError):
     """Waiting usually helps; the task runs again, on any worker, within its deadline."""
 
     transient = True
+    inert = True
 
 
 class GitHubUnavailable(Transient):
@@ -136,10 +153,11 @@ def retry_in(
     error: TaskError, *, try_number: int, max_tries: int, elapsed: float, deadline: int, delay: int
 ) -> int | None:
     """Seconds until a transient failure's next try, or None when this try is the last:
-    no tries left, or the next one would have less than `delay` seconds left before the task's
-    deadline (`elapsed` counts from the task's first start; every try works only in what is
-    left of it). The wait doubles with each try."""
+    no tries left, or the next one would have less than `delay` seconds (or a tenth of the
+    deadline, whichever is more) left before the task's deadline (`elapsed` counts from the
+    task's first start; every try works only in what is left of it). The wait doubles with
+    each try."""
     if not error.transient or try_number >= max_tries:
         return None
     wait = delay * 2 ** (try_number - 1)
-    return wait if elapsed + wait + delay < deadline else None
+    return wait if elapsed + wait + max(delay, deadline // 10) < deadline else None

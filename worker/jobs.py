@@ -22,7 +22,7 @@ from typing import Any
 from app import tasklog
 from app.github import CONFIG_PATH
 from app.tasks import TaskStatus
-from worker import bestofn, push, ranking, workspace
+from worker import bestofn, pick, push, ranking, workspace
 from worker import plan as planning
 from worker.errors import TaskFailed
 from worker.lifecycle import TaskRun, entry
@@ -39,6 +39,8 @@ async def run_task(ctx: dict[str, Any], payload: dict[str, Any]) -> str:
 
 async def work(run: TaskRun) -> str:
     task, settings = run.task, run.settings
+    if task.action == "pick":  # queued as run_task by a version before `run_pick` existed
+        return await pick.pick(run)
     run.status.soon(TaskStatus.PREPARING, "⏳ Preparing: reading the issue and cloning.")
     plan = await planning.plan(run.github, task, settings.defaults_for(task.repo))
     if task.action == "continue" and not plan.owned:

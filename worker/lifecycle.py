@@ -21,7 +21,7 @@ from arq.connections import ArqRedis
 
 from app import access, queue, status
 from app import github as gh
-from app.keys import STATUS_TTL, lastrun_key, started_key, while_running
+from app.keys import STATUS_TTL, lastrun_key, started_key
 from app.tasks import Task, TaskStatus
 from worker import caps, errors
 from worker.deps import Deps
@@ -82,6 +82,8 @@ class TaskRun:
         )  # fmt: skip
         self.temporary: list[str] = []
         """Environments committed for this task only, removed when it ends."""
+        self.pushed = False
+        """Something reached GitHub's git: from then on a failure is final, never retried."""
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -141,16 +143,23 @@ class TaskRun:
                                   inert=self._inert)  # fmt: skip
         log.error("task %s failed (%s)", task.job_id, type(failure).__name__,
                   exc_info=error)  # fmt: skip
-        wait = errors.retry_in(failure, try_number=self.try_number, max_tries=self.max_tries,
-                               elapsed=await self._since_first_start(),
-                               deadline=self.settings.task_timeout,
-                               delay=self.settings.retry_delay)  # fmt: skip
+        if by := await queue.cancelled_by(self.redis, task.job_id):
+            # A stop that came while this try failed: arq would drop the job unseen next time.
+            await self.finish(TaskStatus.CANCELLED, f"🛑 Cancelled by @{by}.")
+            return "cancelled"
+        told = failure.told(self._inert)
+        wait = None
+        if not self.pushed:  # a retry after a push would redo the work over what is published
+            wait = errors.retry_in(failure, try_number=self.try_number, max_tries=self.max_tries,
+                                   elapsed=await self._since_first_start(),
+                                   deadline=self.settings.task_timeout,
+                                   delay=self.settings.retry_delay)  # fmt: skip
         if wait is not None:
             log.warning("task %s: %s; trying again in %d s", task.job_id, failure, wait)
-            text = outcome.requeued(failure, wait, self.try_number, self.max_tries)
+            text = outcome.requeued(told, wait, self.try_number, self.max_tries)
             await self.status.requeued(self.redact(text))
             raise Retry(defer=wait)
-        await self.finish(TaskStatus.FAILED, outcome.failed(failure, self.try_number))
+        await self.finish(TaskStatus.FAILED, outcome.failed(failure, told, self.try_number))
         return f"failed: {failure.explain()}"
 
     def _inert(self, text: str) -> str:
@@ -159,17 +168,23 @@ class TaskRun:
     async def _since_first_start(self) -> float:
         """Seconds since the task's first try started (this one's start, if it is the first)."""
         key = started_key(self.task.job_id)
-        ttl = while_running(self.settings)
+        ttl = STATUS_TTL  # outlives every try, however long they wait in the queue
         await self.redis.set(key, repr(self.started_at), nx=True, ex=ttl)
         raw = await self.redis.get(key)
         first = float(raw) if raw else self.started_at
         return time.time() - min(first, self.started_at)
 
     async def _discard_environments(self) -> None:
-        if self.temporary:
-            await removals_settled()  # no container of this task still uses them
-            for image in self.temporary:
-                await self.deps.cache.discard(image)
+        """Best effort: an engine gone away here must not replace the task's own outcome (an
+        arq `Retry` above all); the cache's collector removes what is left later."""
+        try:
+            if self.temporary:
+                await removals_settled()  # no container of this task still uses them
+                for image in self.temporary:
+                    await self.deps.cache.discard(image)
+        except Exception:
+            log.warning("task %s: temporary environments not removed", self.task.job_id,
+                        exc_info=True)  # fmt: skip
 
     async def finish(self, phase: TaskStatus, text: str) -> None:
         """Free the issue or PR for its next task, then say so: whoever reads "done" may

@@ -65,6 +65,8 @@ class StatusReporter:
         self.steps[attempt] = step
         if time.monotonic() - self.shown < self.every:
             return
+        if self._last is not None and not self._last.done():
+            return  # GitHub is slow: no queue of step counts behind the edit in flight
         elapsed = time.monotonic() - self.started
         where = " · ".join(f"#{n} step {s}" for n, s in sorted(self.steps.items()))
         if attempts == 1:
@@ -104,7 +106,7 @@ class StatusReporter:
 
     async def requeued(self, text: str, *, timeout: float | None = None) -> None:
         """The task goes back to the queue for try `try_number + 1`: shown as queued again."""
-        await self.settle()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(timeout):
+                await self.settle()
                 await self.show(TaskStatus.QUEUED, text, self.try_number + 1)

@@ -52,6 +52,7 @@ async def publish_change(
             checkout, base, tree, message, author=f"{bot}[bot]",
             email=f"{settings.app_id}+{bot}[bot]@users.noreply.github.com",
         )  # fmt: skip
+    run.pushed = True  # from here on GitHub may hold this try's work: no retry redoes it
     for number, branch in done.attempt_branches.items():
         await gitops.push(checkout, url, await run.tokens.secret(), branch, rev=commits[number])
     chosen, best = done.chosen, attempts[done.winner - 1]

@@ -169,7 +169,8 @@ def nothing_published(best: Attempt, log_url: str | None) -> str:
     return f"{text}\n\nThe work log: {log_url}" if log_url else text
 
 
-def failed(error: TaskError, tries: int = 1) -> str:
+def failed(error: TaskError, told: str, tries: int = 1) -> str:
+    """The final status of a failure; `told` is `error.told(...)`, the reason made inert."""
     if error.transient:
         after = (
             f"It was tried {tries} times. This usually passes: comment `/codex fix` to try "
@@ -179,12 +180,12 @@ def failed(error: TaskError, tries: int = 1) -> str:
         )
     else:
         after = "Fix the cause, then comment `/codex fix` to try again."
-    return f"❌ The task failed: {error.explain()}\n\nNothing was published. {after}"
+    return f"❌ The task failed: {told}\n\nNothing was published. {after}"
 
 
-def requeued(error: TaskError, wait: int, try_number: int, max_tries: int) -> str:
+def requeued(told: str, wait: int, try_number: int, max_tries: int) -> str:
     return (
-        f"⏳ Re-queued: {error.explain()} The task runs again in {wait} s, on any worker "
+        f"⏳ Re-queued: {told} The task runs again in {wait} s, on any worker "
         f"(try {try_number + 1} of {max_tries})."
     )
 
