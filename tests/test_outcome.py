@@ -131,6 +131,8 @@ def test_a_transient_failure_reads_as_passing_and_a_permanent_one_asks_for_a_fix
     assert "tried 3 times" in outcome.failed(down, told, tries=3)
     denied = errors.GitHubRejected("GitHub answered 403: Resource not accessible")
     assert "Fix the cause" in outcome.failed(denied, denied.told(str))
+    late = outcome.failed(down, told, pushed=True)
+    assert "after publishing" in late and "Nothing was published" not in late
     again = outcome.requeued(told, 30, 1, 3)
     assert again == (
         "⏳ Re-queued: GitHub answered 502: Bad Gateway. The task runs again in 30 s, on any "

@@ -83,7 +83,9 @@ class TaskRun:
         self.temporary: list[str] = []
         """Environments committed for this task only, removed when it ends."""
         self.pushed = False
-        """Something reached GitHub's git: from then on a failure is final, never retried."""
+        """A person can see this try's work (the draft PR is open, or a PR's branch moved):
+        from then on a failure is final, never retried by rerunning the work. Before that (a
+        `codex/` branch pushed, its PR not yet opened) a retry redoes it on the same branch."""
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
@@ -159,7 +161,9 @@ class TaskRun:
             text = outcome.requeued(told, wait, self.try_number, self.max_tries)
             await self.status.requeued(self.redact(text))
             raise Retry(defer=wait)
-        await self.finish(TaskStatus.FAILED, outcome.failed(failure, told, self.try_number))
+        await self.finish(
+            TaskStatus.FAILED, outcome.failed(failure, told, self.try_number, pushed=self.pushed)
+        )
         return f"failed: {failure.explain()}"
 
     def _inert(self, text: str) -> str:

@@ -52,11 +52,11 @@ async def publish_change(
             checkout, base, tree, message, author=f"{bot}[bot]",
             email=f"{settings.app_id}+{bot}[bot]@users.noreply.github.com",
         )  # fmt: skip
-    run.pushed = True  # from here on GitHub may hold this try's work: no retry redoes it
     for number, branch in done.attempt_branches.items():
         await gitops.push(checkout, url, await run.tokens.secret(), branch, rev=commits[number])
     chosen, best = done.chosen, attempts[done.winner - 1]
     if plan.mode == "same_branch":
+        run.pushed = True  # a push to a person's PR branch is theirs to see: no rerun redoes it
         try:
             await gitops.push(checkout, url, await run.tokens.secret(), plan.push_branch,
                               rev=commits[done.winner], force=False)  # fmt: skip
@@ -87,6 +87,7 @@ async def publish_change(
         finally:
             await settled(looking)
         number, link = pull.number, pull.url
+        run.pushed = True  # the draft PR is open: a rerun would redo the work under it
     if plan.mode != "same_branch" or plan.owned:
         record = outcome.run_record(task, plan, best, done, closing)
         await record.save(run.redis, task.repo, number)

@@ -169,8 +169,15 @@ def nothing_published(best: Attempt, log_url: str | None) -> str:
     return f"{text}\n\nThe work log: {log_url}" if log_url else text
 
 
-def failed(error: TaskError, told: str, tries: int = 1) -> str:
-    """The final status of a failure; `told` is `error.told(...)`, the reason made inert."""
+def failed(error: TaskError, told: str, tries: int = 1, *, pushed: bool = False) -> str:
+    """The final status of a failure; `told` is `error.told(...)`, the reason made inert;
+    `pushed`: the change already reached the pull request."""
+    if pushed:
+        return (
+            f"❌ The task failed after publishing: {told}\n\nThe change is on GitHub; check "
+            "the pull request (its title, labels or body may be out of date), then comment "
+            "`/codex fix` if it needs another run."
+        )
     if error.transient:
         after = (
             f"It was tried {tries} times. This usually passes: comment `/codex fix` to try "
