@@ -10,9 +10,9 @@ import uuid
 from githubkit import GitHub, TokenAuthStrategy
 
 from app import queue
-from app.settings import Settings
 from app.tasks import Task, TaskStatus
 from tests.fakes.github import GitHubSim
+from tests.harness import queue_settings
 from worker.progress import StatusReporter
 from worker.redact import Redactor
 
@@ -28,10 +28,7 @@ def scenario(redis_url: str, github: GitHubSim) -> Task:
 
 
 def reporter_run(redis_url: str, github: GitHubSim, task: Task, steps: object, **kw: float) -> None:
-    settings = Settings(
-        app_id=1, private_key="unused", webhook_secret="unused-in-this-test-42",
-        openai_api_key="sk-unused", redis_url=redis_url.replace("/0", "/8"),
-    )  # fmt: skip
+    settings = queue_settings(redis_url.replace("/0", "/8"))
 
     async def run() -> None:
         redis = await queue.connect(settings)

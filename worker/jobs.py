@@ -75,7 +75,7 @@ async def work(run: TaskRun) -> str:
         run.status.soon(TaskStatus.PUBLISHING, "📤 Publishing the change.")
         closing = await push.closing_line(run, plan)
         done = outcome.publication(task, plan, attempts, closing=closing, log_url=log_url,
-                                   duration=run.elapsed(), cost=run.cost,
+                                   duration=run.elapsed(), cost=settings.cost,
                                    redact=run.redact)  # fmt: skip
         base = cloned.result().base
         link, text = await push.publish_change(run, plan, attempts, done, closing, checkout, base)

@@ -82,6 +82,9 @@ class TaskRun:
         )  # fmt: skip
         self.temporary: list[str] = []
         """Environments committed for this task only, removed when it ends."""
+        self.first_start = self.started_at
+        """When the task's first try started, read from Redis as this try begins; its deadline
+        and any retry count from there."""
         self.pushed = False
         """A person can see this try's work (the draft PR is open, or a PR's branch moved):
         from then on a failure is final, never retried by rerunning the work. Before that (a
@@ -89,9 +92,6 @@ class TaskRun:
 
     def elapsed(self) -> float:
         return time.monotonic() - self.started
-
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        return self.settings.cost(input_tokens, output_tokens)
 
     async def check_cancelled(self) -> None:
         if by := await queue.cancelled_by(self.redis, self.task.job_id):
@@ -104,7 +104,8 @@ class TaskRun:
             async with deadline:
                 # Every try works in what is left of the task's deadline, counted from its
                 # first start. A token GitHub would not mint is a failure like any other.
-                left = self.settings.task_timeout - await self._since_first_start()
+                self.first_start = await self._first_start()
+                left = self.settings.task_timeout - (time.time() - self.first_start)
                 deadline.reschedule(asyncio.get_running_loop().time() + max(left, 1.0))
                 await self.tokens.current()
                 await self.check_cancelled()
@@ -153,7 +154,7 @@ class TaskRun:
         wait = None
         if not self.pushed:  # a retry after a push would redo the work over what is published
             wait = errors.retry_in(failure, try_number=self.try_number, max_tries=self.max_tries,
-                                   elapsed=await self._since_first_start(),
+                                   elapsed=time.time() - self.first_start,
                                    deadline=self.settings.task_timeout,
                                    delay=self.settings.retry_delay)  # fmt: skip
         if wait is not None:
@@ -169,14 +170,13 @@ class TaskRun:
     def _inert(self, text: str) -> str:
         return safe_markdown(self.redact(text), self.task.number, self.task.repo)
 
-    async def _since_first_start(self) -> float:
-        """Seconds since the task's first try started (this one's start, if it is the first)."""
+    async def _first_start(self) -> float:
+        """When the task's first try started (this one's start, if it is the first)."""
         key = started_key(self.task.job_id)
         ttl = STATUS_TTL  # outlives every try, however long they wait in the queue
         await self.redis.set(key, repr(self.started_at), nx=True, ex=ttl)
         raw = await self.redis.get(key)
-        first = float(raw) if raw else self.started_at
-        return time.time() - min(first, self.started_at)
+        return min(float(raw) if raw else self.started_at, self.started_at)
 
     async def _discard_environments(self) -> None:
         """Best effort: an engine gone away here must not replace the task's own outcome (an

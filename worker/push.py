@@ -92,5 +92,5 @@ async def publish_change(
         record = outcome.run_record(task, plan, best, done, closing)
         await record.save(run.redis, task.repo, number)
         await publish.set_labels(run.github, task.repo, number, chosen.labels)
-    spent = outcome.took(run.elapsed(), best.worklog, run.cost)
+    spent = outcome.took(run.elapsed(), best.worklog, settings.cost)
     return link, outcome.published(task, plan, best, link, chosen.body, spent)
