@@ -2,7 +2,9 @@
 own, and a second Docker engine on this machine for workers that must not share one.
 
 The second engine is a real `dockerd` with its own data root, exec root, socket and config
-file (none of `/etc/docker/daemon.json`), started with a bridge of its own, `--iptables=false
+file (none of `/etc/docker/daemon.json`), listening on a Unix socket (for the tests' own use)
+and on `tcp://127.0.0.1:PORT` with TLS and client certificates (`--tlsverify`), which is how a
+worker on another host reaches an engine; it is started with a bridge of its own, `--iptables=false
 --ip-forward=false --ip-masq=false --ip6tables=false` (a `--bridge=none` dockerd deletes the
 host's `docker0`): it writes no firewall rule, so it cannot fight the main engine over
 `docker0`, the `codex-*` bridges or the iptables chains `deploy/docker/sandbox-network.sh`
@@ -15,9 +17,12 @@ its directory removed.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +32,10 @@ from pathlib import Path
 import docker
 import redis
 from arq.constants import default_queue_name, health_check_key_suffix
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI
@@ -51,10 +60,81 @@ class SecondEngine:
     process: subprocess.Popen[bytes]
     root: Path
     host: str
-    """`unix://...`: what `DOCKER_HOST` is for the workers that use this engine."""
+    """`unix://...`: the engine's own socket, for the tests."""
+    tcp: str
+    """`tcp://127.0.0.1:PORT`: the engine over TLS; only a client certificate its CA signed gets
+    in."""
+    certs: Path
+    """`ca.pem`, `cert.pem` and `key.pem` of a client the engine trusts (`DOCKER_CERT_PATH`)."""
 
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=self.host)
+
+    def remote_env(self) -> dict[str, str]:
+        """What a worker on another host sets to use this engine over TLS."""
+        return {"DOCKER_HOST": self.tcp, "DOCKER_TLS_VERIFY": "1",
+                "DOCKER_CERT_PATH": str(self.certs)}  # fmt: skip
+
+
+def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _issue(
+    name: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
+    usage: x509.ObjectIdentifier | None,
+) -> x509.Certificate:
+    """A certificate for `name`: self-signed CA when `issuer` is None, else a leaf for `usage`."""
+    now = datetime.datetime.now(datetime.UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_name, signer = issuer or (subject, key)
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=usage is None, path_length=None), critical=True)
+    )  # fmt: skip
+    if usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if usage == ExtendedKeyUsageOID.SERVER_AUTH:
+        address = x509.IPAddress(ipaddress.ip_address("127.0.0.1"))
+        builder = builder.add_extension(x509.SubjectAlternativeName([address]), critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def engine_certs(directory: Path, client_ca: str = "engine CA") -> tuple[Path, Path]:
+    """An engine's TLS material in `directory/server` (a CA named `client_ca`, its server
+    certificate for 127.0.0.1) and a client's in `directory/client`, in the file names
+    `dockerd --tlsverify` and `DOCKER_CERT_PATH` use."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _issue(client_ca, ca_key, None, None)
+    ca_pem = ca.public_bytes(serialization.Encoding.PEM)
+    folders = []
+    for folder, usage in (("server", ExtendedKeyUsageOID.SERVER_AUTH),
+                          ("client", ExtendedKeyUsageOID.CLIENT_AUTH)):  # fmt: skip
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _issue(f"codex {folder}", key, (ca.subject, ca_key), usage)
+        path = directory / folder
+        path.mkdir(parents=True)
+        (path / "ca.pem").write_bytes(ca_pem)
+        (path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (path / "key.pem").write_bytes(_pem(key))
+        (path / "key.pem").chmod(0o600)
+        folders.append(path)
+    return folders[0], folders[1]
+
+
+def free_port() -> int:
+    with contextlib.closing(socket.socket()) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _answers(host: str) -> bool:
@@ -75,12 +155,16 @@ def second_engine(image: str = SANDBOX_IMAGE) -> Iterator[SecondEngine]:
     root = Path(tempfile.mkdtemp(prefix="cd2-", dir="/tmp"))  # short: containerd's socket path
     (root / "daemon.json").write_text("{}")
     host = f"unix://{root}/docker.sock"
+    tcp = f"tcp://127.0.0.1:{free_port()}"
+    server, client = engine_certs(root / "tls")
     # A bridge of its own, made here: with `--bridge=none` dockerd deletes the host's
     # `docker0`, the main engine's default bridge, out from under it.
     bridge = f"cd2br{os.getpid() % 10000}"
     _make_bridge(bridge)
     argv = [binary, "--data-root", f"{root}/data", "--exec-root", f"{root}/exec",
-            "--pidfile", f"{root}/docker.pid", "--host", host, "--config-file",
+            "--pidfile", f"{root}/docker.pid", "--host", host, "--host", tcp, "--tlsverify",
+            "--tlscacert", f"{server}/ca.pem", "--tlscert", f"{server}/cert.pem",
+            "--tlskey", f"{server}/key.pem", "--config-file",
             f"{root}/daemon.json", f"--bridge={bridge}", "--iptables=false",
             "--ip-forward=false", "--ip-masq=false", "--ip6tables=false"]  # fmt: skip
     with (root / "dockerd.log").open("wb") as log:
@@ -92,7 +176,7 @@ def second_engine(image: str = SANDBOX_IMAGE) -> Iterator[SecondEngine]:
         loaded = subprocess.run(["docker", "-H", host, "load"], stdin=save.stdout,
                                 capture_output=True, check=False)  # fmt: skip
         assert save.wait(120) == 0 and loaded.returncode == 0, loaded.stderr.decode()
-        yield SecondEngine(process, root, host)
+        yield SecondEngine(process, root, host, tcp, client)
     finally:
         _stop(process, root)
         subprocess.run(["ip", "link", "delete", bridge], check=False, capture_output=True)

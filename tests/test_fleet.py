@@ -1,9 +1,11 @@
 """Many workers, many engines: two workers on two Docker engines share one Redis.
 
-Each worker has its own engine (`DOCKER_HOST`), as each worker host would: the main engine,
-and a second `dockerd` started here (`tests/fleet.py`: its own data root, socket and bridge, no
-firewall rules, so its sandboxes run with network off, the default; `docker0` stays the main
-engine's). Six tasks
+Each worker has its own engine (`DOCKER_HOST`), as each worker host would: the main engine on
+its local socket, and a second `dockerd` started here (`tests/fleet.py`: its own data root,
+socket and bridge, no firewall rules, so its sandboxes run with network off, the default;
+`docker0` stays the main engine's) that its worker reaches the way a remote engine is reached,
+over TCP with TLS and a client certificate (`DOCKER_HOST=tcp://...`, `DOCKER_TLS_VERIFY`,
+`DOCKER_CERT_PATH`). That engine lets in no client without a certificate its CA signed. Six tasks
 are labelled at once; each is done exactly once, by one worker, with one PR, and every
 container of a task was created on the engine of the worker that ran it, as each engine's own
 event log shows.
@@ -19,12 +21,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import certifi
 import docker
 import pytest
+import requests
 
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI, finish, shell
-from tests.fleet import fleet, second_engine
+from tests.fleet import engine_certs, fleet, second_engine
 from tests.harness import Service, wait_for
 from worker.reaper import FLEET_LABEL, WORKER_LABEL, fleet_of
 
@@ -71,7 +75,29 @@ def test_two_workers_on_two_engines_do_six_tasks_once_each_on_their_own_engine(
     since = time.time() - 1
     with second_engine() as engine, fleet(sim, openai_fake, tmp_path) as group:
         main = group.start_worker("worker-main", EGRESS_PORT="3132")
-        other = group.start_worker("worker-second", DOCKER_HOST=engine.host)
+        # A host behind a TLS-inspecting proxy sets these for every client that uses requests,
+        # docker-py included; the engine's own CA (DOCKER_CERT_PATH) must still be the one used.
+        bundle = {name: certifi.where() for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+        other = group.start_worker("worker-second", **engine.remote_env(), **bundle)
+        stranger = engine_certs(tmp_path / "stranger", client_ca="another CA")[1]
+        ca = str(engine.certs / "ca.pem")
+        certificate = (str(stranger / "cert.pem"), str(stranger / "key.pem"))
+        for how, url, tls in (
+            ("plain HTTP", engine.tcp.replace("tcp:", "http:"), False),
+            ("TLS without a client certificate", engine.tcp,
+             docker.tls.TLSConfig(ca_cert=ca, verify=True)),
+            ("a client certificate another CA signed", engine.tcp,
+             docker.tls.TLSConfig(client_cert=certificate, ca_cert=ca, verify=True)),
+        ):  # fmt: skip
+            client = docker.APIClient(base_url=url, tls=tls, version="1.41", timeout=10)
+            client.trust_env = False  # this process's REQUESTS_CA_BUNDLE would fail it first
+            with (
+                contextlib.closing(client),
+                pytest.raises((docker.errors.APIError, requests.exceptions.SSLError)) as no,
+            ):
+                client.containers()
+            print(f"the TLS engine refuses {how}: {str(no.value)[-160:]}")
+            assert "HTTPS server" in str(no.value) or "alert" in str(no.value), how
         for n, (repo, number, _) in enumerate(issues):
             group.label(repo, number, f"fleet-engines-{n}")
 

@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-import docker
-
 from app import github as gh
 from app import queue
 from app.settings import get_settings
@@ -30,6 +28,7 @@ from worker.model.backends import build_model, openai_client
 from worker.pick import run_pick
 from worker.report import outcome
 from worker.sandbox.cache import EnvironmentCache
+from worker.sandbox.engine import connect
 
 settings = get_settings()
 JOB_TIMEOUT = settings.task_timeout + 60  # the task's own deadline fires first and reports
@@ -44,7 +43,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     await _start_heartbeat(ctx)  # first: the self-test's probes are this live worker's
     client = openai_client(settings)
     ctx["openai"] = client
-    engine = docker.from_env()
+    engine = connect()
     cache = EnvironmentCache(engine, settings.env_cache_ttl, settings.cache_secret())
     egress = await Egress.start(settings, engine)
     ctx["deps"] = Deps(
@@ -64,7 +63,7 @@ async def startup(ctx: dict[str, Any]) -> None:
 def _watch_engine(ctx: dict[str, Any]) -> None:
     if ARQ_WORKER not in ctx:
         raise RuntimeError("start the worker with `python -m worker` (its engine watch needs it)")
-    pinger = docker.from_env(timeout=PING_TIMEOUT)  # its own connections: never queued
+    pinger = connect(timeout=PING_TIMEOUT)  # its own connections: never queued
     ctx["engine_pinger"] = pinger
     watch = EngineWatch(pinger.ping, ctx[ARQ_WORKER], ctx["heartbeat"].pause)
     watch.start()

@@ -1,4 +1,5 @@
-"""Container engine failures, told to the person who must act: which engine, and what to check.
+"""The container engine: how the worker connects to it, and its failures, told to the person
+who must act: which engine, and what to check.
 
 docker-py lets the transport's errors through as they are ("HTTPConnectionPool(host=...): Max
 retries exceeded ..."), which reads as if the person who labelled the issue should fix something.
@@ -10,11 +11,35 @@ from __future__ import annotations
 
 import os
 
+import docker
+import docker.constants
 import docker.errors
 import requests.exceptions
 import urllib3.exceptions
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def connect(timeout: int = docker.constants.DEFAULT_TIMEOUT_SECONDS) -> docker.DockerClient:
+    """The engine `DOCKER_HOST`, `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH` name, reached
+    directly, with the API version it speaks.
+
+    docker-py's client is a requests session, and requests lets `REQUESTS_CA_BUNDLE` and
+    `CURL_CA_BUNDLE` replace a session's own CA: on a host that sets them (as hosts behind a
+    TLS-inspecting proxy do) `docker.from_env()` checks a TLS engine against that bundle
+    instead of `DOCKER_CERT_PATH/ca.pem` and never connects. The environment's HTTP proxies
+    and `.netrc` are no way to an engine either, so the session ignores the environment; the
+    version is asked with that session too (`from_env`'s "auto" asks before it can be set).
+    """
+    probe = docker.from_env(version=docker.constants.DEFAULT_DOCKER_API_VERSION, timeout=timeout)
+    probe.api.trust_env = False
+    try:
+        version = str(probe.api.version(api_version=False)["ApiVersion"])
+    finally:
+        probe.close()
+    client = docker.from_env(version=version, timeout=timeout)
+    client.api.trust_env = False
+    return client
 
 
 def engine_name() -> str:
