@@ -34,6 +34,8 @@ OWNER = "bench"
 """Every benchmark repository lives under this owner (one installation of the App)."""
 SENDER = "alice"
 HEALTH_CHECK = default_queue_name + health_check_key_suffix
+SELF_TEST = "network self-test:"
+"""The start of the line the worker logs when its first network self-test ends, either way."""
 
 
 @dataclass
@@ -54,7 +56,8 @@ class BenchSystem:
 
     def start_worker(self, **overrides: str) -> Service:
         """A fresh worker (the previous ones stopped) with `overrides` in its environment, once
-        its startup is done: arq records its first health check only after `on_startup`."""
+        its startup is done (arq records its first health check only after `on_startup`) and
+        its first network self-test has told its verdict."""
         self.stop_worker()
         self.worker = self._started(overrides)
         self.worker_log = self.worker.log
@@ -74,6 +77,9 @@ class BenchSystem:
             client.delete(HEALTH_CHECK)
             worker = start_worker(self.env | overrides, log)
             wait_for(lambda: client.exists(HEALTH_CHECK), 30, "the worker's startup")
+            # Its start-up network self-test (two probe sandboxes) runs in the background after
+            # that; the figures are of a worker that is up, not of one still starting.
+            wait_for(lambda: SELF_TEST in log.read_text(), 60, "the worker's network self-test")
         finally:
             client.close()
         return worker
