@@ -1,14 +1,18 @@
 """The engine watch on a real arq worker, a real Redis and the real Docker engine, reached
 through a relay the test cuts (the engine itself, which other tests share, is never touched):
 while the engine is gone the worker takes no job and its presence key says why; once the engine
-answers again the worker takes the job that waited."""
+answers again the worker takes the job that waited. A worker that cannot reach its engine at all
+when it starts (a local socket, or a remote engine over TLS) exits saying which engine and what
+to check."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -18,7 +22,10 @@ from arq.worker import Worker, func
 from app import queue
 from app.keys import worker_key
 from app.tasks import deserialize, serialize
-from tests.harness import queue_settings, wait_async
+from tests.fakes.github import GitHubSim
+from tests.fakes.openai import ScriptedOpenAI
+from tests.fleet import engine_certs, free_port
+from tests.harness import queue_settings, service_env, start_service, wait_async
 from tests.relay import engine_relay
 from worker.enginewatch import BACKOFF_CAP, PING_EVERY, EngineWatch, next_ping
 from worker.heartbeat import Heartbeat
@@ -98,3 +105,28 @@ def test_a_worker_whose_engine_is_gone_takes_no_job_until_the_engine_answers(
             await redis.aclose()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("engine", ["socket", "tls"])
+def test_a_worker_that_cannot_reach_its_engine_exits_saying_which_and_what_to_check(
+    engine: str, redis_url: str, github: GitHubSim, openai_fake: ScriptedOpenAI, tmp_path: Path
+) -> None:
+    if engine == "socket":
+        overrides = {"DOCKER_HOST": f"unix://{tmp_path}/no-such/docker.sock"}
+    else:  # a remote engine over TLS, with a client certificate, that does not answer
+        client = engine_certs(tmp_path / "tls")[1]
+        overrides = {"DOCKER_HOST": f"tcp://127.0.0.1:{free_port()}", "DOCKER_TLS_VERIFY": "1",
+                     "DOCKER_CERT_PATH": str(client)}  # fmt: skip
+    env = service_env(redis_url.replace("/0", "/8"), github, openai_fake, None, **overrides)
+    worker = start_service([sys.executable, "-m", "worker"], env, tmp_path / "worker.log")
+    try:
+        worker.process.wait(60)
+    finally:
+        worker.stop()
+    said = worker.tail(20)
+    assert worker.process.returncode != 0, said
+    assert (
+        f"the container engine (DOCKER_HOST={overrides['DOCKER_HOST']}) could not be reached"
+        in said
+    )
+    assert "Check that the Docker daemon runs" in said

@@ -9,6 +9,7 @@ dockerd): the task goes back to the queue for a later try, on whichever worker t
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import docker
@@ -18,6 +19,10 @@ import requests.exceptions
 import urllib3.exceptions
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+class EngineUnreachable(RuntimeError):
+    """The worker's engine did not answer when it connected."""
 
 
 def connect(timeout: int = docker.constants.DEFAULT_TIMEOUT_SECONDS) -> docker.DockerClient:
@@ -31,12 +36,19 @@ def connect(timeout: int = docker.constants.DEFAULT_TIMEOUT_SECONDS) -> docker.D
     and `.netrc` are no way to an engine either, so the session ignores the environment; the
     version is asked with that session too (`from_env`'s "auto" asks before it can be set).
     """
-    probe = docker.from_env(version=docker.constants.DEFAULT_DOCKER_API_VERSION, timeout=timeout)
-    probe.api.trust_env = False
     try:
-        version = str(probe.api.version(api_version=False)["ApiVersion"])
-    finally:
-        probe.close()
+        probe = docker.from_env(version=docker.constants.DEFAULT_DOCKER_API_VERSION,
+                                timeout=timeout)  # fmt: skip
+        probe.api.trust_env = False
+        with contextlib.closing(probe):
+            version = str(probe.api.version(api_version=False)["ApiVersion"])
+    except (requests.exceptions.RequestException, docker.errors.DockerException) as error:
+        reason = str(error).rstrip(".")
+        raise EngineUnreachable(
+            f"the container engine ({engine_name()}) could not be reached: {reason}. Check that "
+            "the Docker daemon runs and that this worker can reach it (DOCKER_HOST, "
+            "DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, socket permissions)"
+        ) from error
     client = docker.from_env(version=version, timeout=timeout)
     client.api.trust_env = False
     return client
