@@ -2,16 +2,20 @@
 through a relay the test cuts (the engine itself, which other tests share, is never touched):
 while the engine is gone the worker takes no job and its presence key says why; once the engine
 answers again the worker takes the job that waited. A worker that cannot reach its engine at all
-when it starts (a local socket, or a remote engine over TLS) exits saying which engine and what
-to check."""
+when it starts exits saying which engine and what to check, and a worker refuses a TLS engine
+whose certificate its `DOCKER_CERT_PATH` CA did not sign, whatever `REQUESTS_CA_BUNDLE` says."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import socket
+import ssl
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,7 @@ from app.keys import worker_key
 from app.tasks import deserialize, serialize
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI
-from tests.fleet import engine_certs, free_port
+from tests.fleet import engine_certs
 from tests.harness import queue_settings, service_env, start_service, wait_async
 from tests.relay import engine_relay
 from worker.enginewatch import BACKOFF_CAP, PING_EVERY, EngineWatch, next_ping
@@ -107,26 +111,66 @@ def test_a_worker_whose_engine_is_gone_takes_no_job_until_the_engine_answers(
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("engine", ["socket", "tls"])
-def test_a_worker_that_cannot_reach_its_engine_exits_saying_which_and_what_to_check(
-    engine: str, redis_url: str, github: GitHubSim, openai_fake: ScriptedOpenAI, tmp_path: Path
-) -> None:
-    if engine == "socket":
-        overrides = {"DOCKER_HOST": f"unix://{tmp_path}/no-such/docker.sock"}
-    else:  # a remote engine over TLS, with a client certificate, that does not answer
-        client = engine_certs(tmp_path / "tls")[1]
-        overrides = {"DOCKER_HOST": f"tcp://127.0.0.1:{free_port()}", "DOCKER_TLS_VERIFY": "1",
-                     "DOCKER_CERT_PATH": str(client)}  # fmt: skip
-    env = service_env(redis_url.replace("/0", "/8"), github, openai_fake, None, **overrides)
-    worker = start_service([sys.executable, "-m", "worker"], env, tmp_path / "worker.log")
+@contextlib.contextmanager
+def tls_listener(server: Path) -> Iterator[int]:
+    """A port on 127.0.0.1 that completes TLS handshakes with `server`'s certificate and then
+    closes: an engine whose certificate the worker must check before saying anything."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server / "cert.pem", server / "key.pem")
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                connection, _ = listener.accept()
+                with contextlib.suppress(OSError), context.wrap_socket(connection, True) as tls:
+                    tls.recv(1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+
+
+def exits_saying(env: dict[str, str], log: Path) -> str:
+    worker = start_service([sys.executable, "-m", "worker"], env, log)
     try:
         worker.process.wait(60)
     finally:
         worker.stop()
     said = worker.tail(20)
     assert worker.process.returncode != 0, said
-    assert (
-        f"the container engine (DOCKER_HOST={overrides['DOCKER_HOST']}) could not be reached"
-        in said
-    )
+    return said
+
+
+def test_a_worker_that_cannot_reach_its_engine_exits_saying_which_and_what_to_check(
+    redis_url: str, github: GitHubSim, openai_fake: ScriptedOpenAI, tmp_path: Path
+) -> None:
+    host = f"unix://{tmp_path}/no-such/docker.sock"
+    env = service_env(redis_url.replace("/0", "/8"), github, openai_fake, None, DOCKER_HOST=host)
+    said = exits_saying(env, tmp_path / "worker.log")
+    assert f"the container engine (DOCKER_HOST={host}) could not be reached" in said
     assert "Check that the Docker daemon runs" in said
+
+
+def test_a_worker_checks_a_tls_engine_against_its_cert_path_ca_whatever_the_ca_bundle(
+    redis_url: str, github: GitHubSim, openai_fake: ScriptedOpenAI, tmp_path: Path
+) -> None:
+    """An engine whose certificate another CA signed is refused, even though the environment's
+    `REQUESTS_CA_BUNDLE` (which docker-py alone would use) trusts that CA."""
+    impostor = engine_certs(tmp_path / "impostor", client_ca="impostor CA")[0]
+    client = engine_certs(tmp_path / "ours")[1]
+    with tls_listener(impostor) as port:
+        host = f"tcp://127.0.0.1:{port}"
+        env = service_env(redis_url.replace("/0", "/8"), github, openai_fake, None,
+                          DOCKER_HOST=host, DOCKER_TLS_VERIFY="1", DOCKER_CERT_PATH=str(client),
+                          REQUESTS_CA_BUNDLE=str(impostor / "ca.pem"))  # fmt: skip
+        said = exits_saying(env, tmp_path / "worker.log")
+    assert f"the container engine (DOCKER_HOST={host}) could not be reached" in said
+    assert "certificate verify failed" in said, said

@@ -93,11 +93,13 @@ def test_two_workers_on_two_engines_do_six_tasks_once_each_on_their_own_engine(
             client.trust_env = False  # this process's REQUESTS_CA_BUNDLE would fail it first
             with (
                 contextlib.closing(client),
-                pytest.raises((docker.errors.APIError, requests.exceptions.SSLError)) as no,
+                pytest.raises((docker.errors.APIError, requests.exceptions.ConnectionError)) as no,
             ):
                 client.containers()
             print(f"the TLS engine refuses {how}: {str(no.value)[-160:]}")
-            assert "HTTPS server" in str(no.value) or "alert" in str(no.value), how
+            # TLS 1.3 may tell a refused client certificate as a reset rather than an alert.
+            said = str(no.value)
+            assert any(w in said for w in ("HTTPS server", "alert", "reset", "aborted")), how
         for n, (repo, number, _) in enumerate(issues):
             group.label(repo, number, f"fleet-engines-{n}")
 

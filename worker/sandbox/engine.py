@@ -42,14 +42,14 @@ def connect(timeout: int = docker.constants.DEFAULT_TIMEOUT_SECONDS) -> docker.D
         probe.api.trust_env = False
         with contextlib.closing(probe):
             version = str(probe.api.version(api_version=False)["ApiVersion"])
-    except (requests.exceptions.RequestException, docker.errors.DockerException) as error:
+        client = docker.from_env(version=version, timeout=timeout)
+    except (requests.exceptions.RequestException, docker.errors.DockerException, KeyError) as error:
         reason = str(error).rstrip(".")
         raise EngineUnreachable(
             f"the container engine ({engine_name()}) could not be reached: {reason}. Check that "
             "the Docker daemon runs and that this worker can reach it (DOCKER_HOST, "
             "DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, socket permissions)"
         ) from error
-    client = docker.from_env(version=version, timeout=timeout)
     client.api.trust_env = False
     return client
 
