@@ -22,7 +22,6 @@ import ipaddress
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from tests.harness import (
     SANDBOX_IMAGE,
     WEBHOOK_SECRET,
     Service,
+    free_port,
     require,
     service_env,
     start_app,
@@ -129,12 +129,6 @@ def engine_certs(directory: Path, client_ca: str = "engine CA") -> tuple[Path, P
         (path / "key.pem").chmod(0o600)
         folders.append(path)
     return folders[0], folders[1]
-
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket()) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _answers(host: str) -> bool:

@@ -19,6 +19,11 @@ import requests.exceptions
 import urllib3.exceptions
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+REACH = (
+    "the Docker daemon runs and that the worker can reach it (DOCKER_HOST, DOCKER_TLS_VERIFY, "
+    "DOCKER_CERT_PATH, socket permissions)"
+)
+"""What the operator checks when the engine does not answer."""
 
 
 class EngineUnreachable(RuntimeError):
@@ -46,9 +51,8 @@ def connect(timeout: int = docker.constants.DEFAULT_TIMEOUT_SECONDS) -> docker.D
     except (requests.exceptions.RequestException, docker.errors.DockerException, KeyError) as error:
         reason = str(error).rstrip(".")
         raise EngineUnreachable(
-            f"the container engine ({engine_name()}) could not be reached: {reason}. Check that "
-            "the Docker daemon runs and that this worker can reach it (DOCKER_HOST, "
-            "DOCKER_TLS_VERIFY, DOCKER_CERT_PATH, socket permissions)"
+            f"the container engine ({engine_name()}) could not be reached: {reason}. Check "
+            f"that {REACH}"
         ) from error
     client.api.trust_env = False
     return client
@@ -86,8 +90,7 @@ def explain(error: BaseException) -> str | None:
     if unreachable(error):
         return (
             f"the container engine ({engine_name()}) could not be reached, so no sandbox could "
-            "run. This is for the operator: check that the Docker daemon runs and that the "
-            "worker can reach it (DOCKER_HOST, socket permissions)"
+            f"run. This is for the operator: check that {REACH}"
         )
     for cause in _causes(error):
         if isinstance(cause, docker.errors.APIError) and cause.is_server_error():
