@@ -29,6 +29,7 @@ from app.keys import while_running
 from app.settings import get_settings
 from app.setup_mode import UntilConfigured
 from app.tasks import Task
+from app.warmup import warm
 
 log = logging.getLogger(__name__)
 RETRY_AFTER = 30
@@ -151,6 +152,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     redis = await queue.connect(settings)
     github = app_client(settings)
     app.state.services = feedback.Services(settings, redis, github)
+    log.info(await asyncio.to_thread(warm))
     try:
         yield
     finally:

@@ -9,13 +9,16 @@ does, within about 40 s (`worker/heartbeat.py`), and the reaper removes its cont
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from functools import partial
 from typing import Any, ClassVar
 
 from app import github as gh
 from app import queue
 from app.settings import get_settings
 from app.tasks import Task, deserialize, serialize
+from app.warmup import warm
 from worker import reaper
 from worker.deps import Deps
 from worker.egress.selftest import NetworkCheck
@@ -24,6 +27,7 @@ from worker.enginewatch import PING_TIMEOUT, EngineWatch
 from worker.heartbeat import Heartbeat, new_worker_id
 from worker.jobs import run_task
 from worker.lifecycle import give_up
+from worker.model import backends
 from worker.model.backends import build_model, openai_client
 from worker.pick import run_pick
 from worker.report import outcome
@@ -58,6 +62,9 @@ async def startup(ctx: dict[str, Any]) -> None:
     cache.collect_in_background()
     await _reap(ctx)
     _watch_engine(ctx)
+    # what the first tasks would load on their way, loaded before intake opens
+    ready = await asyncio.to_thread(warm, partial(backends.warm, client), "the model API")
+    logging.getLogger(__name__).info(ready)
 
 
 def _watch_engine(ctx: dict[str, Any]) -> None:

@@ -37,6 +37,12 @@ def openai_client(settings: Settings) -> AsyncOpenAI:
     )
 
 
+def warm(client: AsyncOpenAI) -> None:
+    """Import what `client.responses` and `client.chat.completions` import on first access
+    (see `app.warmup`)."""
+    _ = client.responses, client.chat.completions
+
+
 def build_model(settings: Settings, client: AsyncOpenAI) -> Model:
     """The backend `MODEL_API` names, with the server's model and reasoning effort."""
     if settings.model_api == "chat":
