@@ -37,10 +37,40 @@ def openai_client(settings: Settings) -> AsyncOpenAI:
     )
 
 
+_REPLY: dict[str, Any] = {
+    "id": "resp_warm", "object": "response", "created_at": 0, "model": "warm-up",
+    "status": "completed", "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+    "output": [
+        {"type": "reasoning", "id": "rs_0", "summary": [], "encrypted_content": ""},
+        {"type": "function_call", "id": "fc_0", "call_id": "call_0", "name": "shell",
+         "arguments": "{}", "status": "completed"},
+        {"type": "message", "id": "msg_0", "role": "assistant", "status": "completed",
+         "content": [{"type": "output_text", "text": "", "annotations": []}]},
+    ],
+    "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
+              "input_tokens_details": {"cached_tokens": 0},
+              "output_tokens_details": {"reasoning_tokens": 0}},
+}  # fmt: skip
+_CHAT_REPLY: dict[str, Any] = {
+    "id": "chat_warm", "object": "chat.completion", "created": 0, "model": "warm-up",
+    "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+        "role": "assistant", "content": None,
+        "tool_calls": [{"id": "call_0", "type": "function",
+                        "function": {"name": "shell", "arguments": "{}"}}]}}],
+    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+}  # fmt: skip
+"""Replies of each API with each kind of output item, for `warm` to read as a turn's are."""
+
+
 def warm(client: AsyncOpenAI) -> None:
-    """Import what `client.responses` and `client.chat.completions` import on first access
-    (see `app.warmup`)."""
+    """What a first turn would do on its way (see `app.warmup`): import what
+    `client.responses` and `client.chat.completions` import on first access, and build the
+    SDK's readers of a reply (its models build their schemas on first use)."""
     _ = client.responses, client.chat.completions
+    reply = Response.construct(**_REPLY)
+    for item in reply.output:
+        item.model_dump(mode="json", exclude_none=True)
+    ChatCompletion.construct(**_CHAT_REPLY)
 
 
 def build_model(settings: Settings, client: AsyncOpenAI) -> Model:
