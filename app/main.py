@@ -152,8 +152,8 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     redis = await queue.connect(settings)
     github = app_client(settings)
     app.state.services = feedback.Services(settings, redis, github)
-    log.info(await asyncio.to_thread(warm))
     try:
+        log.info(await asyncio.to_thread(warm))
         yield
     finally:
         await redis.aclose()

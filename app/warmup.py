@@ -1,9 +1,10 @@
 """Loading at start-up what the first webhook or task would otherwise load on its way.
 
-githubkit keeps its REST models in modules imported on first use, and builds each model's
-validator then; the openai SDK imports its API resources on first access. A fresh worker's
-first tasks paid that while they ran, beside every other task starting with them; `warm` pays
-it before the first one (the worker adds its model client's, `worker.model.backends.warm`).
+githubkit keeps its REST models in modules imported on first use (each model's validator is
+built as its module is imported); the openai SDK imports its API resources on first access and
+builds its models' validators on first read. A fresh worker's first tasks paid that while they
+ran, beside every other task starting with them; `warm` pays it before the first one (the
+worker adds its model client's, `worker.model.backends.warm`).
 
 `GITHUB_CALLS` lists every githubkit REST call the app and the worker make
 (`tests/test_warmup.py` holds it to the source).
@@ -12,13 +13,11 @@ it before the first one (the worker adds its model client's, `worker.model.backe
 from __future__ import annotations
 
 import importlib
-import re
 import time
 from collections.abc import Callable
 from types import ModuleType
 
 from githubkit import GitHub
-from pydantic import TypeAdapter
 
 GITHUB_CALLS: dict[str, tuple[str, ...]] = {
     "apps": (
@@ -49,41 +48,28 @@ GITHUB_CALLS: dict[str, tuple[str, ...]] = {
     "repos": ("async_get", "async_get_collaborator_permission_level", "async_get_content"),
 }
 """`github.rest.<namespace>.<method>`, by namespace."""
-_NAME = re.compile(r"\b[A-Z]\w*")
 
 
-def response_models(annotation: str) -> list[str]:
-    """The model names a githubkit method's return annotation parses into: the first argument
-    of `Response[...]` (`Response[list[Label], list[LabelTypeForResponse]]` → `Label`)."""
-    inner = annotation.removeprefix("Response[").removesuffix("]")
-    if inner == annotation:
-        return []  # a bare `Response`: nothing is parsed
-    depth, end = 0, len(inner)
-    for index, char in enumerate(inner):
-        depth += {"[": 1, "]": -1}.get(char, 0)
-        if char == "," and depth == 0:
-            end = index
-            break
-    return [name for name in _NAME.findall(inner[:end]) if name != "Union"]
-
-
-def warm_github() -> int:
+def warm_github() -> tuple[int, int]:
     """Import what every call in `GITHUB_CALLS` imports when it runs (its body's
-    `from ..models import ...`) and build the validators of what it parses its answer into;
-    returns how many models. Sends no request."""
+    `from ..models import ...`; githubkit's models are complete once imported). Sends no
+    request. Returns the models loaded and the calls whose imports failed (each on its own:
+    one failure leaves the rest warm)."""
     github = GitHub("warm-up")  # held: its `rest` refers to it weakly
     loaded: set[str] = set()
+    failed = 0
     for namespace, methods in GITHUB_CALLS.items():
-        client_class = type(getattr(github.rest, namespace))
-        models = _sibling(client_class.__module__, "models")
         for method in methods:
-            function = getattr(client_class, method)
-            for name in _imported_names(function.__code__.co_consts) - loaded:
-                if getattr(models, name, None) is not None:  # not a header's name
-                    loaded.add(name)
-            for name in response_models(function.__annotations__["return"]):
-                TypeAdapter(getattr(models, name))
-    return len(loaded)
+            try:
+                client_class = type(getattr(github.rest, namespace))
+                models = _sibling(client_class.__module__, "models")
+                function = getattr(client_class, method)
+                for name in _imported_names(function.__code__.co_consts) - loaded:
+                    if getattr(models, name, None) is not None:  # not a header's name
+                        loaded.add(name)
+            except Exception:  # a library that changed its layout: this call loads lazily
+                failed += 1
+    return len(loaded), failed
 
 
 def _imported_names(constants: tuple[object, ...]) -> set[str]:
@@ -102,12 +88,14 @@ def warm(also: Callable[[], object] | None = None, what: str = "") -> str:
     the log. A failure (a library that changed its layout) costs only the time it saves."""
     started = time.monotonic()
     try:
-        count = warm_github()
+        count, failed = warm_github()
         if also is not None:
             also()
     except Exception as error:  # any failure here is only a missed speed-up
         return f"warm-up incomplete ({error!r}); the first tasks load the rest themselves"
     done = f"{count} GitHub models" + (f" and {what}" if also is not None else "")
+    if failed:
+        done += f" ({failed} GitHub calls could not be warmed: they load on first use)"
     return f"warmed up {done} in {time.monotonic() - started:.1f} s"
 
 

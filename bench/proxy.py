@@ -92,6 +92,8 @@ def _exchange_bytes(port: int, host: str, path: str) -> tuple[bytes, bytes]:
                 data = connection.recv(65536)
                 reader.receive_data(data)
                 answer += data
+            elif not isinstance(event, h11.Response | h11.Data):
+                raise RuntimeError(f"the server at {port} ended without a whole answer: {event}")
     return request.encode(), answer
 
 
@@ -185,19 +187,19 @@ async def _measure(internet: _Remote, requests: int) -> tuple[dict[str, float], 
         (internet.directory / "proxy-ca.pem").write_bytes(ca)
         await process.register("127.0.0.1", POLICY, records.append, "bench")
         plain = internet.ports[0]
-        relay, relay_child = _in_child(
-            lambda pipe: asyncio.run(_byte_relay(internet.ports[0], pipe))
-        )
-        runs = _runs(internet, process.port, int(relay.recv()))
+        relay, relay_child = _in_child(lambda pipe: asyncio.run(_byte_relay(plain, pipe)))
+        try:
+            runs = _runs(internet, process.port, int(await asyncio.to_thread(relay.recv)))
 
-        def client(pipe: Connection) -> None:
-            pipe.send({name: run(requests) for name, run in runs.items()})
+            def client(pipe: Connection) -> None:
+                pipe.send({name: run(requests) for name, run in runs.items()})
 
-        results, child = _in_child(client)
-        seconds = await asyncio.to_thread(results.recv)
-        child.join(10)
-        relay.send("stop")
-        relay_child.join(10)
+            results, child = _in_child(client)
+            seconds = await asyncio.to_thread(results.recv)
+            child.join(10)
+        finally:
+            relay.send("stop")
+            relay_child.join(10)
         exchange = _exchange_bytes(plain, "allowed.example", "/b")
         seconds["h11 exchange"] = h11_exchange(*exchange, requests)
         await process.unregister("127.0.0.1")
@@ -210,6 +212,7 @@ def _in_child(work: Callable[[Connection], None]) -> tuple[Connection, BaseProce
     ours, theirs = multiprocessing.get_context("fork").Pipe()
     child = multiprocessing.get_context("fork").Process(target=work, args=(theirs,), daemon=True)
     child.start()
+    theirs.close()  # the child's now: a child that dies gives `ours` EOF, not a wait forever
     return ours, child
 
 

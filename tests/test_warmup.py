@@ -5,18 +5,17 @@ worker's first tasks paid, all at once)."""
 
 from __future__ import annotations
 
+import ast
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 
-from app.warmup import GITHUB_CALLS, response_models
+from app.warmup import GITHUB_CALLS
 from tests.fakes.github import GitHubSim
 from tests.fakes.openai import ScriptedOpenAI, finish
 
 ROOT = Path(__file__).resolve().parent.parent
-CALL = re.compile(r"\.rest\.(\w+)\.(async_\w+)\(")
 OPENING = "Warm-up test: what does a warmed worker load?"
 CALLS = """
 import asyncio, json, sys
@@ -49,6 +48,12 @@ async def main():
     (await github.rest.reactions.async_create_for_issue(owner, name, number, content="eyes")
      ).parsed_data
     (await github.rest.pulls.async_list(owner, name, state="open")).parsed_data
+    pull = (await github.rest.pulls.async_create(owner, name, title="Warm", head="warm",
+                                                 base="main", draft=True)).parsed_data
+    (await github.rest.pulls.async_get(owner, name, pull.number)).parsed_data
+    (await github.rest.pulls.async_update(owner, name, pull.number, body="warmer")).parsed_data
+    (await github.rest.pulls.async_list_review_comments(owner, name, pull.number)).parsed_data
+    (await github.rest.issues.async_remove_label(owner, name, number, "codex")).parsed_data
     conversation = OpenAIModel(ResponsesConversation, model, "gpt-test").start("Be brief.", opening)
     turn = await conversation.next_turn([])
     assert turn.calls and turn.calls[0].name == "finish", turn
@@ -58,30 +63,40 @@ print(json.dumps(sorted({m for m in sys.modules if m.startswith(prefixes)} - bef
 """
 
 
+def _rest_calls(tree: ast.AST) -> set[tuple[str, str]]:
+    """`(namespace, method)` of every `<x>.rest.<namespace>.async_<method>` in `tree`, called
+    or passed on (as to `paginate`)."""
+    return {
+        (node.value.attr, node.attr)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("async_")
+        and isinstance(node.value, ast.Attribute)
+        and isinstance(node.value.value, ast.Attribute)
+        and node.value.value.attr == "rest"
+    }
+
+
 def test_every_github_call_the_app_and_the_worker_make_is_warmed() -> None:
-    made = {
-        match.groups()
+    made = set().union(*(
+        _rest_calls(ast.parse(path.read_text()))
         for folder in ("app", "worker")
         for path in (ROOT / folder).rglob("*.py")
-        for match in CALL.finditer(path.read_text())
-    }
+    ))  # fmt: skip
     listed = {(space, method) for space, methods in GITHUB_CALLS.items() for method in methods}
     assert len(made) > 10, made
     assert made <= listed, f"add to app.warmup.GITHUB_CALLS: {sorted(made - listed)}"
     assert listed <= made, f"no longer called, drop from GITHUB_CALLS: {sorted(listed - made)}"
+    rest = "github.rest.pulls.async_list(\n    owner)\npaginate(github.rest.issues.async_get)"
+    assert _rest_calls(ast.parse(rest)) == {("pulls", "async_list"), ("issues", "async_get")}
 
 
-def test_the_models_of_a_response_annotation() -> None:
-    assert response_models("Response[Issue, IssueTypeForResponse]") == ["Issue"]
-    assert response_models("Response[list[Label], list[LabelTypeForResponse]]") == ["Label"]
-    union = "Response[Union[list[ContentDirectoryItems], ContentFile], Union[list[X], Y]]"
-    assert response_models(union) == ["ContentDirectoryItems", "ContentFile"]
-    assert response_models("Response") == []
-
-
-def _loaded_by_calls(
-    github: GitHubSim, openai_fake: ScriptedOpenAI, repo: str, number: int, *, warmed: bool
-) -> list[str]:
+def _loaded_by_calls(github: GitHubSim, openai_fake: ScriptedOpenAI, *, warmed: bool) -> list[str]:
+    repo = f"warm/{'warm' if warmed else 'cold'}"
+    github.create_repo(repo, {"README.md": "# warm\n"})
+    github.set_permission(repo, "alice", "write")
+    number = github.create_issue(repo, "Warm", "Is the worker warm?")
+    github.commit(repo, "warm", {"NOTES.md": "warm\n"}, "A branch to open a pull request from")
     openai_fake.script(OPENING, [[finish("Nothing to change.")]])
     token = github.issue_token(repo)
     argv = [github.url, token, repo, str(number), openai_fake.url, openai_fake.api_key, OPENING]
@@ -99,15 +114,10 @@ def _loaded_by_calls(
 def test_a_warmed_process_loads_nothing_more_for_its_github_calls_and_model_turns(
     github: GitHubSim, openai_fake: ScriptedOpenAI
 ) -> None:
-    repo = "warm/up"
-    github.create_repo(repo, {"README.md": "# warm\n"})
-    github.set_permission(repo, "alice", "write")
-    number = github.create_issue(repo, "Warm", "Is the worker warm?")
-
-    cold = _loaded_by_calls(github, openai_fake, repo, number, warmed=False)
+    cold = _loaded_by_calls(github, openai_fake, warmed=False)
     assert any(m.startswith("githubkit_schemas.") for m in cold), cold
     assert any(m.startswith("openai.resources.responses") for m in cold), cold
 
-    warm = _loaded_by_calls(github, openai_fake, repo, number, warmed=True)
+    warm = _loaded_by_calls(github, openai_fake, warmed=True)
     models = [m for m in warm if m.startswith(("githubkit_schemas.", "openai."))]
     assert models == [], f"loaded after the warm-up: {models}"
