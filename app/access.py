@@ -53,9 +53,18 @@ async def refuse(redis: ArqRedis, github: GitHub[Any], task: Task, *, queued: bo
     """The one answer to a task started by someone without write access, from the app (on
     arrival, `queued`: its job is cancelled) or the worker (whose role check is fresher): the
     task is marked refused, its issue freed, and its sender told once per issue why nothing
-    runs."""
-    await status.record(redis, task.job_id, TaskStatus.REFUSED, refusal(task.sender))
+    runs. A status comment the task already has (queued, or re-queued after a try) says it
+    will not run; none is posted otherwise."""
+    await status.record(redis, task.job_id, TaskStatus.REFUSED, not_started(task.sender))
     if queued:
         await queue.cancel(redis, task.thread, by=task.sender)
     await queue.release(redis, task)
     await refuse_once(redis, github, task.repo, task.number, task.sender)
+    await status.sync(redis, github, task)
+
+
+def not_started(login: str) -> str:
+    return (
+        "🚫 Not started: only people with write access to this repository can start the "
+        f"agent, and @{login} does not have it."
+    )

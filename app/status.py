@@ -100,10 +100,11 @@ async def sync(redis: Redis, github: GitHub[Any], task: Task) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         state = await current(redis, task.job_id)
-        if state and state["status"] == TaskStatus.REFUSED:
-            return  # a refusal is a reply of its own (once per person), never a status comment
+        refused = state is not None and state["status"] == TaskStatus.REFUSED
         body = render(task, state["text"] if state else "⏳ Queued")
         raw = await redis.get(key)
+        if raw is None and refused:
+            return  # a refusal is a reply of its own (once per person), never a new comment
         if raw is None:
             if not await redis.set(key, PENDING, nx=True, ex=STATUS_TTL):
                 continue

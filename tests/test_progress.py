@@ -9,7 +9,7 @@ import uuid
 
 from githubkit import GitHub, TokenAuthStrategy
 
-from app import queue
+from app import access, queue, status
 from app.tasks import Task, TaskStatus
 from tests.fakes.github import GitHubSim
 from tests.harness import queue_settings
@@ -115,3 +115,37 @@ def test_a_new_try_says_so_until_the_final_word(redis_url: str, github: GitHubSi
     reporter_run(redis_url, github, task, steps, try_number=2, max_tries=3)
     assert seen[0].startswith("🔁 Resuming: try 2 of 3.\n\n⏳ Preparing.")
     assert seen[1].startswith("✅ Done.")
+
+
+def test_a_task_refused_after_its_status_comment_was_posted_says_it_will_not_run(
+    redis_url: str, github: GitHubSim
+) -> None:
+    """The worker's fresher role check refuses a task whose status comment already says it is
+    queued (or re-queued after a try): that comment must not promise a run that never comes.
+    A task refused before it had one still gets none (the refusal is its own reply)."""
+    task = scenario(redis_url, github)
+    quiet = scenario(redis_url, github)
+    settings = queue_settings(redis_url.replace("/0", "/8"))
+
+    async def run() -> None:
+        redis = await queue.connect(settings)
+        try:
+            for each in (task, quiet):
+                client = GitHub(
+                    TokenAuthStrategy(github.issue_token(each.repo)), base_url=github.url
+                )
+                if each is task:
+                    await status.show(
+                        redis, client, each, TaskStatus.QUEUED, "⏳ Re-queued: try 2."
+                    )
+                await access.refuse(redis, client, each, queued=False)
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())
+    comments = bodies(github, task)
+    assert len(comments) == 2, comments
+    assert comments[0].startswith("🚫 Not started: only people with write access"), comments[0]
+    assert "@alice does not have it" in comments[0] and "Re-queued" not in comments[0]
+    assert comments[1].startswith("Thanks, @alice! Only people with write access")
+    assert [c[:30] for c in bodies(github, quiet)] == ["Thanks, @alice! Only people wi"]
