@@ -5,10 +5,11 @@ responses (an engine nobody answers on is in `test_engine.py`)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import httpx
-from githubkit.exception import RequestError, RequestFailed
+from githubkit.exception import PrimaryRateLimitExceeded, RequestError, RequestFailed
 from githubkit.response import Response
 
 from worker import errors
@@ -78,6 +79,24 @@ def test_a_transient_failure_waits_longer_each_try_and_never_past_the_deadline()
     permanent = errors.GitHubRejected("GitHub answered 403")
     assert errors.retry_in(permanent, try_number=1, max_tries=3, elapsed=0, deadline=600,
                            delay=30) is None  # fmt: skip
+
+
+def test_a_rate_limit_waits_for_its_reset_when_the_deadline_allows_and_else_fails_now() -> None:
+    request = httpx.Request("POST", "https://api.github.com/repos/octo/app/pulls")
+    raw = httpx.Response(403, json={"message": "API rate limit exceeded"}, request=request)
+    limited = classify(PrimaryRateLimitExceeded(Response(raw, Any), timedelta(seconds=299.2)))
+    assert isinstance(limited, errors.GitHubUnavailable) and limited.transient
+    assert "rate limited; retry after 299 s" in limited.explain()
+
+    def retry(error: errors.TaskError, try_number: int = 1) -> int | None:
+        return errors.retry_in(error, try_number=try_number, max_tries=3, elapsed=0,
+                               deadline=1800, delay=30)  # fmt: skip
+
+    assert retry(limited) == 300, "not the 30 s of a 503: that try would be limited again"
+    assert retry(limited, try_number=2) == 300
+    later = errors.GitHubUnavailable("GitHub answered 403", not_before=1750)
+    assert retry(later) is None, "a reset after the deadline: say so now, not in 30 min"
+    assert retry(errors.GitHubUnavailable("GitHub answered 503")) == 30
 
 
 def test_cancelled_is_not_a_failure() -> None:

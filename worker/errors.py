@@ -24,6 +24,7 @@ retried first inside githubkit (`app/github.py` `RETRY`), the model's inside the
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from githubkit.exception import GitHubException, RateLimitExceeded, RequestError, RequestFailed
@@ -83,10 +84,15 @@ class Unexpected(TaskError):
 
 
 class Transient(TaskError):
-    """Waiting usually helps; the task runs again, on any worker, within its deadline."""
+    """Waiting usually helps; the task runs again, on any worker, within its deadline.
+    `not_before`: seconds the other side asked to be left alone (a rate limit's reset)."""
 
     transient = True
     inert = True
+
+    def __init__(self, message: str = "", *, not_before: float = 0.0) -> None:
+        super().__init__(message)
+        self.not_before = not_before
 
 
 class GitHubUnavailable(Transient):
@@ -134,8 +140,8 @@ def classify(
         return EngineFailed(inert(told))
     if isinstance(error, GitHubException):
         text = inert(gh.describe_error(error))
-        if isinstance(error, RateLimitExceeded):
-            return GitHubUnavailable(text)
+        if isinstance(error, RateLimitExceeded):  # longer than githubkit waits (app/github.py)
+            return GitHubUnavailable(text, not_before=error.retry_after.total_seconds())
         if isinstance(error, RequestFailed):  # an answer (a subclass of RequestError)
             if error.response.status_code >= 500 or error.response.status_code == 429:
                 return GitHubUnavailable(text)
@@ -156,8 +162,10 @@ def retry_in(
     no tries left, or the next one would have less than `delay` seconds (or a tenth of the
     deadline, whichever is more) left before the task's deadline (`elapsed` counts from the
     task's first start; every try works only in what is left of it). The wait doubles with
-    each try."""
+    each try, and is never shorter than the other side asked (a rate limit waits for its
+    reset: trying sooner would only fail again)."""
     if not error.transient or try_number >= max_tries:
         return None
-    wait = delay * 2 ** (try_number - 1)
+    asked = math.ceil(error.not_before) if isinstance(error, Transient) else 0
+    wait = max(delay * 2 ** (try_number - 1), asked)
     return wait if elapsed + wait + max(delay, deadline // 10) < deadline else None
