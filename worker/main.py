@@ -27,8 +27,8 @@ from worker.enginewatch import PING_TIMEOUT, EngineWatch
 from worker.heartbeat import Heartbeat, new_worker_id
 from worker.jobs import run_task
 from worker.lifecycle import give_up
-from worker.model import backends
 from worker.model.backends import build_model, openai_client
+from worker.model.backends import warm as warm_model
 from worker.pick import run_pick
 from worker.report import outcome
 from worker.sandbox.cache import EnvironmentCache
@@ -63,7 +63,7 @@ async def startup(ctx: dict[str, Any]) -> None:
     await _reap(ctx)
     _watch_engine(ctx)
     # what the first tasks would load on their way, loaded before intake opens
-    ready = await asyncio.to_thread(warm, partial(backends.warm, client), "the model API")
+    ready = await asyncio.to_thread(warm, partial(warm_model, client), "the model API")
     logging.getLogger(__name__).info(ready)
 
 
